@@ -1,0 +1,100 @@
+"""The two models of the lab as LightningModules: a plain auto-encoder and a VAE.
+
+Both wrap an encoder body, output projections to the latent space, a decoder and a likelihood
+p(x | z); they differ in the projections and the loss. Logged per epoch, for train and val:
+`rec` = -log p(x | z) (nats per image), `kl` (VAE only) and `loss`.
+"""
+
+import lightning as L
+import torch
+from torch import nn
+
+from vae.losses import kl_divergence
+
+
+class LatentModel(L.LightningModule):
+    """What the AE and the VAE share: optimiser, steps and logging."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: nn.Module,
+                 latent_dim: int, lr: float):
+        super().__init__()
+        self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
+        self.latent_dim, self.lr = latent_dim, lr
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss terms per image: {"rec": (B,), ..., "loss": (B,)}."""
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """A point in latent space for each image (AE: the code; VAE: the posterior mean)."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x | z): the decoder's mean image."""
+        return self.likelihood.mean(self.decoder(z))
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, _ = batch
+        # Per image sums (see vae/losses.py), then the mean over the batch.
+        terms = {name: value.mean() for name, value in self(x).items()}
+        self.log_dict({f"{stage}/{name}": value for name, value in terms.items()},
+                      on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=len(x))
+        return terms["loss"]
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+class AutoEncoder(LatentModel):
+    """z = f(x), a point; loss = -log p(x | z) (the reconstruction error alone)."""
+
+    def __init__(self, encoder, decoder, likelihood, latent_dim: int = 2, lr: float = 1e-3):
+        super().__init__(encoder, decoder, likelihood, latent_dim, lr)
+        self.z = nn.Linear(encoder.out_features, latent_dim)
+
+    def encode(self, x):
+        return self.z(self.encoder(x))
+
+    def forward(self, x):
+        rec = self.likelihood.nll(x, self.decoder(self.encode(x)))
+        return {"rec": rec, "loss": rec}
+
+
+class VAE(LatentModel):
+    """q(z | x) = N(mu, diag(sigma^2)) with mu and log sigma^2 from two projections of shared layers.
+
+    loss = rec + beta * kl = -ELBO for beta = 1, with one reparameterised sample of z.
+    """
+
+    def __init__(self, encoder, decoder, likelihood, latent_dim: int = 2, lr: float = 1e-3,
+                 beta: float = 1.0):
+        super().__init__(encoder, decoder, likelihood, latent_dim, lr)
+        self.beta = beta
+        self.mu = nn.Linear(encoder.out_features, latent_dim)
+        self.log_sigma_squared = nn.Linear(encoder.out_features, latent_dim)
+
+    def posterior(self, x):
+        h = self.encoder(x)
+        return self.mu(h), self.log_sigma_squared(h)
+
+    def encode(self, x):
+        return self.posterior(x)[0]
+
+    def forward(self, x, eps=None):
+        mu, log_sigma_squared = self.posterior(x)
+        # Reparameterisation: z = mu + sigma * eps, eps ~ N(0, I), so gradients flow into mu and sigma.
+        eps = torch.randn_like(mu) if eps is None else eps
+        z = mu + torch.exp(0.5 * log_sigma_squared) * eps
+        x_hat = self.decoder(z)
+        rec = self.likelihood.nll(x, x_hat)         # -log p(x | z), summed over pixels
+        kl = kl_divergence(mu, log_sigma_squared)   # KL(q(z | x) || N(0, I)), summed over latent dims
+        return {"rec": rec, "kl": kl, "loss": rec + self.beta * kl}
