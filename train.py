@@ -13,13 +13,16 @@ import math
 import os
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from vae.errors import UserError
+from vae.errors import exit_on_user_error, find_user_error
 
 log = logging.getLogger("train")
 
@@ -78,6 +81,7 @@ def train(cfg: DictConfig) -> dict:
 
     best = history.best("val/loss")
     metrics = {
+        "status": "completed",
         **{name: value for name, value in best.items() if name.startswith("val/")},
         **{name: float(value) for name, value in test.items()},
         "best_epoch": best["epoch"],
@@ -96,25 +100,31 @@ def train(cfg: DictConfig) -> dict:
     return metrics
 
 
-def user_error(error: BaseException) -> UserError | None:
-    """The UserError behind an exception (Hydra's instantiate wraps the errors it meets)."""
-    while error is not None:
-        if isinstance(error, UserError):
-            return error
-        error = error.__cause__ or error.__context__
-    return None
+def record_failure(run_dir: Path, error: Exception) -> str:
+    """metrics.json of a failed run: {"status": "failed", "error": ...}; an unexpected error's traceback
+    goes to traceback.txt beside it."""
+    found = find_user_error(error)
+    message = str(found) if found else f"{type(error).__name__}: {error}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if found is None:
+        (run_dir / "traceback.txt").write_text("".join(traceback.format_exception(error)))
+    (run_dir / "metrics.json").write_text(json.dumps({"status": "failed", "error": message}, indent=2) + "\n")
+    return message
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@exit_on_user_error
 def main(cfg: DictConfig) -> float:
+    run_dir = Path(cfg.paths.output_dir)
     try:
         return train(cfg)["val/loss"]
     except Exception as error:
-        found = user_error(error)
-        if found is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        message = record_failure(run_dir, error)
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise
-        print(f"error: {found}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        # In a sweep a failed job is recorded and the others go on; the comparison marks it failed.
+        log.error(f"error: {message} (job {run_dir} failed; the sweep goes on)")
+        return math.inf
 
 
 if __name__ == "__main__":

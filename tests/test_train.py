@@ -64,18 +64,15 @@ def test_history_has_one_row_per_epoch_and_metrics_take_the_best(vae_run):
 def test_metrics_match_an_independent_evaluation_of_the_best_checkpoint(vae_run, tiny_mnist):
     """test/rec recomputed here with torch.distributions from the checkpoint's weights."""
     import torch
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
     from torch.distributions import Normal
 
     from vae.data import load_split
+    from vae.runs import load_run
 
     run_dir, _ = vae_run
-    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    cfg.paths.output_dir = str(run_dir)
-    model = instantiate(cfg.model)
-    state = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
-    model.load_state_dict(state)
+    run = load_run(run_dir)
+    model, cfg = run.model, run.cfg
+    assert run.checkpoint == run_dir / "checkpoints" / "best.ckpt"
     x, _ = load_split(tiny_mnist / "MNIST" / "raw", "test")
     with torch.no_grad():
         mu, log_sigma_squared = model.posterior(x)
@@ -118,3 +115,23 @@ def test_missing_data_offline_is_one_clear_message(tmp_path):
     for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                  "t10k-labels-idx1-ubyte", "data.root", "VAE_DATA_DIR"):
         assert name in message
+
+
+def test_load_run_from_checkpoint_file_and_errors(vae_run, tmp_path):
+    from vae.errors import UserError
+    from vae.runs import load_run
+
+    run_dir, _ = vae_run
+    run = load_run(run_dir / "checkpoints" / "last.ckpt")
+    assert run.dir == run_dir and run.checkpoint.name == "last.ckpt" and not run.model.training
+    with pytest.raises(UserError, match="is not a run of train.py"):
+        load_run(tmp_path)
+    with pytest.raises(UserError, match="does not exist"):
+        load_run(tmp_path / "missing")
+    broken = tmp_path / "broken"
+    (broken / "checkpoints").mkdir(parents=True)
+    (broken / ".hydra").mkdir()
+    (broken / ".hydra" / "config.yaml").write_text((run_dir / ".hydra" / "config.yaml").read_text())
+    (broken / "checkpoints" / "best.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="does not load"):
+        load_run(broken)

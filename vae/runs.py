@@ -1,0 +1,74 @@
+"""A run directory after (or during) training: its saved config, checkpoints and model.
+
+The tools that work from a run without retraining (plots, evaluation, comparison) start here:
+
+    run = load_run("outputs/2026-11-29/12-00-00")        # or a path to a .ckpt file
+    run.model, run.cfg, run.dir, run.checkpoint
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vae.errors import UserError
+
+
+@dataclass
+class Run:
+    dir: Path
+    checkpoint: Path
+    cfg: DictConfig
+    model: torch.nn.Module
+
+    def datamodule(self, **overrides):
+        """The run's data module (set up), with config values replaced by `overrides`."""
+        from hydra.utils import instantiate
+
+        datamodule = instantiate(self.cfg.data, **overrides)
+        datamodule.setup()
+        return datamodule
+
+
+def find_checkpoint(path: Path) -> tuple[Path, Path]:
+    """(run directory, checkpoint) from a run directory (best.ckpt, else last.ckpt) or a .ckpt file."""
+    path = Path(path)
+    if path.is_file():
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        checkpoint = path
+    elif path.is_dir():
+        run_dir = path
+        candidates = [path / "checkpoints" / name for name in ("best.ckpt", "last.ckpt")]
+        checkpoint = next((c for c in candidates if c.is_file()), None)
+        if checkpoint is None and (path / ".hydra" / "config.yaml").is_file():
+            raise UserError(f"{path} is a run directory without checkpoints (checkpoints/best.ckpt or last.ckpt): "
+                            "it stopped before the end of its first epoch")
+    else:
+        raise UserError(f"{path} does not exist: give a run directory (outputs/<date>/<time>) or a .ckpt file")
+    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        raise UserError(f"{path} is not a run of train.py: {run_dir / '.hydra' / 'config.yaml'} is missing; "
+                        "give a run directory (outputs/<date>/<time>) or a checkpoint inside one")
+    return run_dir, checkpoint
+
+
+def load_config(run_dir: Path) -> DictConfig:
+    """The config the run was trained with, its output directory pointing at run_dir."""
+    cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
+    cfg.paths.output_dir = str(run_dir)
+    return cfg
+
+
+def load_run(path: str | Path) -> Run:
+    from hydra.utils import instantiate
+
+    run_dir, checkpoint = find_checkpoint(Path(path))
+    cfg = load_config(run_dir)
+    model = instantiate(cfg.model)
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict(state)
+    except Exception as error:
+        raise UserError(f"checkpoint {checkpoint} does not load into the model of {run_dir / '.hydra' / 'config.yaml'}: "
+                        f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
+    return Run(dir=run_dir, checkpoint=checkpoint, cfg=cfg, model=model.eval())
