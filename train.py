@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import sys
-import time
 import traceback
 import warnings
 from pathlib import Path
@@ -22,7 +21,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from vae.errors import exit_on_user_error, find_user_error
+from vae.config import check_choices, validate
+from vae.errors import UserError, exit_on_user_error, find_user_error
 
 log = logging.getLogger("train")
 
@@ -52,13 +52,17 @@ def quiet_lightning() -> None:
 
 
 def train(cfg: DictConfig) -> dict:
+    validate(cfg)  # before the slow imports: a bad value fails at once
     import lightning as L
     from hydra.utils import instantiate
 
     quiet_lightning()
-
     run_dir = Path(cfg.paths.output_dir)
-    log.info(f"run directory: {run_dir}")
+    checkpoint = run_dir / "checkpoints" / "last.ckpt" if cfg.resume else None
+    if checkpoint and not checkpoint.is_file():
+        log.info(f"{checkpoint} does not exist yet (killed during the first epoch): starting from scratch")
+        checkpoint = None
+    log.info(f"run directory: {run_dir}" + (f" (resuming from {checkpoint})" if checkpoint else ""))
     L.seed_everything(cfg.seed, verbose=False)
 
     datamodule = instantiate(cfg.data)
@@ -74,10 +78,8 @@ def train(cfg: DictConfig) -> dict:
                           enable_progress_bar=progress_bar)
     logger.log_hyperparams(flat_config(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan})
 
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
-    fit_seconds = time.perf_counter() - start
-    test = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)[0]
+    trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+    test = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)[0]
 
     best = history.best("val/loss")
     metrics = {
@@ -87,7 +89,7 @@ def train(cfg: DictConfig) -> dict:
         "best_epoch": best["epoch"],
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
-        "fit_seconds": round(fit_seconds, 2),
+        "fit_seconds": round(sum(row["seconds"] for row in history.rows), 2),  # all epochs, resumed ones too
         "parameters": sum(p.numel() for p in model.parameters()),
         "best_checkpoint": os.path.relpath(trainer.checkpoint_callback.best_model_path, run_dir),
     }
@@ -127,5 +129,29 @@ def main(cfg: DictConfig) -> float:
         return math.inf
 
 
+CONF = Path(__file__).resolve().parent / "conf"
+
+
+@exit_on_user_error
+def prepare_command_line(argv: list[str]) -> list[str]:
+    """Checks group choices (`model=foo`) and expands `resume=<run directory>` into that run's own
+    overrides, then the command line's, in the same run directory."""
+    check_choices(argv[1:], CONF)
+    resume = [arg.partition("=")[2] for arg in argv[1:] if arg.startswith("resume=")]
+    if not resume:
+        return argv
+    run_dir = Path(resume[-1])
+    saved = run_dir / ".hydra" / "overrides.yaml"
+    if not saved.is_file():
+        raise UserError(f"resume={run_dir}: {saved} is missing, so {run_dir} is not a run directory of train.py")
+    if "-m" in argv or "--multirun" in argv:
+        raise UserError("resume continues one run; resume each job of a sweep on its own: "
+                        "python train.py resume=<job directory>")
+    given = {arg.lstrip("+~").partition("=")[0] for arg in argv[1:]}
+    kept = [o for o in OmegaConf.load(saved) if o.lstrip("+~").partition("=")[0] not in given]
+    return [argv[0], *kept, *argv[1:], f"hydra.run.dir={run_dir}"]
+
+
 if __name__ == "__main__":
+    sys.argv = prepare_command_line(sys.argv)
     main()

@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny MNIST-format dataset written by the tests themselves (IDX files)."""
 
+import os
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,3 +47,23 @@ def tiny_overrides(tiny_mnist) -> list[str]:
     """Overrides that make a run fast on the tiny dataset."""
     return [f"data.root={tiny_mnist}", f"data.dev_size={TINY_DEV}", "data.download=false",
             "epochs=1", "width=32", "batch_size=32", "data.eval_batch_size=50"]
+
+
+def run_train(*args, cwd=ROOT, env=None):
+    """train.py in a subprocess, as a user runs it."""
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=900, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def vae_run_args(tiny_overrides):
+    return [*tiny_overrides, "epochs=2"]
+
+
+@pytest.fixture(scope="session")
+def vae_run(vae_run_args, tmp_path_factory):
+    """One finished 2-epoch VAE run on the tiny dataset, shared by the tests that only read it."""
+    run_dir = tmp_path_factory.mktemp("run") / "vae"
+    result = run_train(*vae_run_args, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return run_dir, result

@@ -1,35 +1,19 @@
 """End to end: train.py as a user runs it, on a tiny MNIST-format dataset written by the test."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import run_train
 TAGS = {"train/rec", "train/kl", "train/loss", "val/rec", "val/kl", "val/loss"}
-
-
-def run_train(*args, cwd=ROOT, env=None):
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600, env={**os.environ, **(env or {})})
 
 
 def scalar_tags(run_dir: Path) -> set[str]:
     events = EventAccumulator(str(run_dir))
     events.Reload()
     return set(events.Tags()["scalars"])
-
-
-@pytest.fixture(scope="module")
-def vae_run(tiny_overrides, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run") / "vae"
-    result = run_train(*tiny_overrides, "epochs=2", f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return run_dir, result
 
 
 def test_run_writes_checkpoints_events_history_and_metrics(vae_run):

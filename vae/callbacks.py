@@ -1,12 +1,15 @@
-"""Per-epoch record of the logged losses: `history.csv` in the run directory, one summary line per epoch."""
+"""Callbacks: the per-epoch record of the losses (`history.csv`, a summary line) and the guard against a non-finite loss."""
 
 import csv
 import logging
 import math
 import time
+from collections import deque
 from pathlib import Path
 
 import lightning as L
+
+from vae.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +60,23 @@ class History(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.rows = list(state_dict["rows"])
+
+
+class FiniteLoss(L.Callback):
+    """Stops training at the first non-finite training loss, before a checkpoint can store the
+    ruined weights (checkpoints are written at the end of each epoch)."""
+
+    def __init__(self, keep: int = 5):
+        self.recent: deque[tuple[int, float]] = deque(maxlen=keep)  # (step, loss) of the last finite steps
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = float(outputs["loss"])
+        if math.isfinite(loss):
+            self.recent.append((trainer.global_step, loss))
+            return
+        last = ", ".join(f"{value:.2f} (step {step})" for step, value in self.recent) or "none"
+        raise UserError(
+            f"the training loss became {loss} at step {trainer.global_step} (epoch {trainer.current_epoch + 1}); "
+            f"the last finite losses: {last}. Lower the learning rate (lr={pl_module.lr}) and keep gradient "
+            f"clipping on (gradient_clip_val={trainer.gradient_clip_val}), then train again; "
+            "checkpoints/last.ckpt from the last finished epoch is intact")

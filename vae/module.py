@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from vae.checkpoints import CHECKPOINT_FORMAT, check_checkpoint
 from vae.losses import kl_divergence
 
 
@@ -52,6 +53,12 @@ class LatentModel(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["vae_lab_format"] = CHECKPOINT_FORMAT
+
+    def on_load_checkpoint(self, checkpoint):
+        check_checkpoint(checkpoint, self)
 
 
 class AutoEncoder(LatentModel):

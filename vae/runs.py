@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vae.checkpoints import check_checkpoint
 from vae.errors import UserError
 
 
@@ -66,9 +67,10 @@ def load_run(path: str | Path) -> Run:
     cfg = load_config(run_dir)
     model = instantiate(cfg.model)
     try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-        model.load_state_dict(state)
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise UserError(f"checkpoint {checkpoint} does not load into the model of {run_dir / '.hydra' / 'config.yaml'}: "
+        raise UserError(f"checkpoint {checkpoint} does not load (not a torch checkpoint, or a damaged one): "
                         f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
+    check_checkpoint(saved, model)
+    model.load_state_dict(saved["state_dict"])
     return Run(dir=run_dir, checkpoint=checkpoint, cfg=cfg, model=model.eval())

@@ -1,0 +1,191 @@
+"""Runs that fail well: bad values and files give one message, a NaN stops cleanly, a killed run
+resumes to the same result, a sweep survives a failed job."""
+
+import json
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import ROOT, make_mnist, run_train
+from test_config import compose_config
+from vae.config import check_choices, validate
+from vae.errors import UserError
+
+TIMING = {"fit_seconds"}  # the only field of metrics.json allowed to differ between identical runs
+
+
+@pytest.mark.parametrize("override,message", [
+    ("latent_dim=two", "latent_dim='two' is not valid: latent_dim must be a positive integer"),
+    ("latent_dim=0", "latent_dim=0 is not valid"),
+    ("width=-3", "width=-3 is not valid: width must be a positive integer"),
+    ("depth=1.5", "depth=1.5 is not valid"),
+    ("batch_size=0", "batch_size=0 is not valid"),
+    ("epochs=true", "epochs=True is not valid"),
+    ("lr=-1", "lr=-1 is not valid: lr must be a positive number"),
+    ("lr=abc", "lr='abc' is not valid"),
+    ("beta=-0.5", "beta=-0.5 is not valid: beta must be a non-negative number"),
+    ("likelihood.sigma=0", "likelihood.sigma=0 is not valid: likelihood.sigma must be a positive number"),
+    ("gradient_clip_val=-1", "gradient_clip_val=-1 is not valid"),
+    ("data.dev_size=0", "data.dev_size=0 is not valid"),
+])
+def test_bad_values_are_named_with_their_rule(override, message, tmp_path):
+    cfg = compose_config([override], tmp_path)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        validate(cfg)
+
+
+@pytest.mark.parametrize("override", ["gradient_clip_val=null", "beta=0", "lr=1e-5", "seed=0"])
+def test_good_values_pass(override, tmp_path):
+    validate(compose_config([override], tmp_path))
+
+
+@pytest.mark.parametrize("override,valid", [("model=vea", "ae, vae"), ("likelihood=poisson", "bernoulli, gaussian"),
+                                             ("arch=resnet", "mlp"), ("data=cifar", "fashion_mnist, mnist"),
+                                             ("model=ae,vea", "ae, vae")])
+def test_unknown_group_options_list_the_valid_ones(override, valid):
+    with pytest.raises(UserError, match=f"choose one of: {valid}"):
+        check_choices([override], ROOT / "conf")
+
+
+def assert_one_clear_line(result, *fragments):
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in last, last
+
+
+def test_cli_bad_value_and_bad_choice(tmp_path):
+    assert_one_clear_line(run_train("lr=-1", f"hydra.run.dir={tmp_path}"), "lr=-1", "positive number")
+    assert_one_clear_line(run_train("model=vea", f"hydra.run.dir={tmp_path}"), "model=vea", "ae, vae")
+
+
+def test_cli_corrupt_file_is_named_and_nothing_is_lost(tmp_path):
+    root = make_mnist(tmp_path / "data", n_train=60, n_test=20)
+    images = root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:-10])
+    result = run_train(f"data.root={root}", "data.dev_size=20", "data.download=false", f"hydra.run.dir={tmp_path / 'run'}")
+    assert_one_clear_line(result, str(images), "truncated or corrupt")
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "failed"
+
+
+def test_nan_loss_stops_with_the_step_and_advice(tiny_overrides, tmp_path):
+    # an absurd learning rate sends log sigma^2 to +-inf within a few steps: the KL and the loss go non-finite
+    result = run_train(*tiny_overrides, "epochs=3", "lr=1e12", "gradient_clip_val=null", f"hydra.run.dir={tmp_path}")
+    assert_one_clear_line(result, "the training loss became", "at step", "Lower the learning rate (lr=1000000000000.0)",
+                          "keep gradient clipping on")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "became" in metrics["error"]
+
+
+def test_nan_guard_keeps_last_finite_losses():
+    from vae.callbacks import FiniteLoss
+
+    class Trainer:
+        global_step, current_epoch, gradient_clip_val = 7, 0, 250.0
+
+    class Module:
+        lr = 1e-3
+
+    guard = FiniteLoss(keep=2)
+    for step, loss in enumerate([3.0, 2.0, 1.0]):
+        Trainer.global_step = step
+        guard.on_train_batch_end(Trainer, Module, {"loss": torch.tensor(loss)}, None, step)
+    Trainer.global_step = 3
+    with pytest.raises(UserError, match=r"became nan at step 3 \(epoch 1\); the last finite losses: 2\.00 \(step 1\), 1\.00 \(step 2\)"):
+        guard.on_train_batch_end(Trainer, Module, {"loss": torch.tensor(math.nan)}, None, 3)
+
+
+@pytest.fixture(scope="module")
+def medium_mnist(tmp_path_factory):
+    """Enough images that an epoch lasts long enough to be killed in the middle of it."""
+    return make_mnist(tmp_path_factory.mktemp("medium"), n_train=2000, n_test=100)
+
+
+def medium_overrides(root):
+    return [f"data.root={root}", "data.dev_size=200", "data.download=false", "width=64", "batch_size=16",
+            "epochs=3", "data.eval_batch_size=100"]
+
+
+def metrics_without_timing(run_dir: Path) -> dict:
+    return {k: v for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if k not in TIMING}
+
+
+def test_same_seed_same_metrics(vae_run, vae_run_args, tmp_path):
+    assert run_train(*vae_run_args, f"hydra.run.dir={tmp_path}").returncode == 0
+    assert metrics_without_timing(tmp_path) == metrics_without_timing(vae_run[0])
+
+
+def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(medium_mnist, tmp_path):
+    overrides = medium_overrides(medium_mnist)
+    result = run_train(*overrides, f"hydra.run.dir={tmp_path / 'reference'}")
+    assert result.returncode == 0, result.stderr
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *overrides, f"hydra.run.dir={killed}"],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = killed / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (history.is_file() and len(history.read_text().splitlines()) >= 2):
+        time.sleep(0.02)
+    time.sleep(0.3)  # into the second epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    rows_at_kill = len(history.read_text().splitlines()) - 1
+    assert 1 <= rows_at_kill < 3 and not (killed / "metrics.json").exists()
+
+    resumed = run_train(f"resume={killed}")  # nothing else: the run's own overrides are read back
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout
+    expected, got = metrics_without_timing(tmp_path / "reference"), metrics_without_timing(killed)
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == (pytest.approx(value, rel=1e-6, abs=1e-6) if isinstance(value, float) else value), key
+    rows = (killed / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["1", "2", "3"]
+
+
+def copy_run(vae_run, tmp_path) -> Path:
+    run_dir = tmp_path / "copy"
+    shutil.copytree(vae_run[0], run_dir)
+    return run_dir
+
+
+def test_resume_with_another_model_is_refused_clearly(vae_run, tmp_path):
+    result = run_train(f"resume={copy_run(vae_run, tmp_path)}", "latent_dim=3")
+    assert_one_clear_line(result, "another model than this config builds", "(32, 2) in the checkpoint and (32, 3) here")
+
+
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
+    assert_one_clear_line(run_train(f"resume={tmp_path}"), "is not a run directory")
+
+
+def test_checkpoint_of_another_format_is_refused(vae_run, tmp_path):
+    from vae.runs import load_run
+
+    run_dir = copy_run(vae_run, tmp_path)
+    checkpoint = run_dir / "checkpoints" / "best.ckpt"
+    saved = torch.load(checkpoint, weights_only=True)
+    saved["vae_lab_format"] = 0
+    torch.save(saved, checkpoint)
+    with pytest.raises(UserError, match="another version of vae-lab"):
+        load_run(run_dir)
+
+
+def test_sweep_with_a_failing_job_completes_the_others(tiny_overrides, tmp_path):
+    result = run_train("-m", *tiny_overrides, "lr=1e-3,-1,1e-4", f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    status = {}
+    for job in sorted(p for p in tmp_path.iterdir() if p.is_dir() and (p / ".hydra").is_dir()):
+        lr = OmegaConf.load(job / ".hydra" / "config.yaml").lr
+        status[lr] = json.loads((job / "metrics.json").read_text())["status"]
+    assert status == {1e-3: "completed", -1: "failed", 1e-4: "completed"}

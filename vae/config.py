@@ -1,0 +1,69 @@
+"""Checks of the composed config, before any work starts: each bad value gets one message naming
+the key, the value and the rule."""
+
+from numbers import Real
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from vae.errors import UserError
+
+
+def positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def non_negative_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def positive_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and value > 0
+
+
+def non_negative_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and value >= 0
+
+
+def optional(rule):
+    return lambda value: value is None or rule(value)
+
+
+RULES = {  # key: (rule, what the rule says)
+    "latent_dim": (positive_int, "a positive integer (the size of z)"),
+    "width": (positive_int, "a positive integer (hidden units per layer)"),
+    "depth": (positive_int, "a positive integer (hidden layers)"),
+    "batch_size": (positive_int, "a positive integer (images per step)"),
+    "epochs": (positive_int, "a positive integer (passes over the training split)"),
+    "seed": (non_negative_int, "a non-negative integer"),
+    "lr": (positive_number, "a positive number (the Adam learning rate)"),
+    "beta": (non_negative_number, "a non-negative number (the weight of the KL term)"),
+    "gradient_clip_val": (optional(positive_number), "a positive number, or null for no clipping"),
+    "likelihood.sigma": (positive_number, "a positive number (the pixel standard deviation)"),
+    "data.dev_size": (positive_int, "a positive integer, smaller than the training set"),
+    "data.eval_batch_size": (positive_int, "a positive integer"),
+    "data.split_seed": (non_negative_int, "a non-negative integer"),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise a UserError for the first value that breaks its rule (keys absent from cfg are skipped)."""
+    for key, (rule, text) in RULES.items():
+        value = OmegaConf.select(cfg, key, default="<absent>")
+        if isinstance(value, str) and value == "<absent>":
+            continue
+        if not rule(value):
+            raise UserError(f"{key}={value!r} is not valid: {key} must be {text}")
+
+
+def check_choices(overrides: list[str], conf_dir: Path) -> None:
+    """`model=foo` and the like: name the options of the group before Hydra's longer message."""
+    groups = {p.name for p in conf_dir.iterdir() if p.is_dir()}
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if not sep or key not in groups or "(" in value:
+            continue
+        options = sorted(p.stem for p in (conf_dir / key).glob("*.yaml"))
+        for choice in value.split(","):
+            if choice and choice != "null" and choice not in options:
+                raise UserError(f"{key}={choice} is not an option of `{key}`; choose one of: {', '.join(options)}")
