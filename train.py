@@ -55,6 +55,8 @@ def train(cfg: DictConfig) -> dict:
     import lightning as L
     from hydra.utils import instantiate
 
+    from vae.plots import draw_all
+
     quiet_lightning()
 
     run_dir = Path(cfg.paths.output_dir)
@@ -78,6 +80,7 @@ def train(cfg: DictConfig) -> dict:
     trainer.fit(model, datamodule=datamodule)
     fit_seconds = time.perf_counter() - start
     test = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)[0]
+    draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
 
     best = history.best("val/loss")
     metrics = {
