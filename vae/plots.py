@@ -254,9 +254,9 @@ def manifold(model, p_z: MultivariateNormal, grid_size: int = 20) -> Figure:
     quantiles = Normal(0.0, 1.0).icdf(p)
     m, s = p_z.mean, p_z.covariance_matrix.diagonal().sqrt()
     z1, z2 = m[0] + s[0] * quantiles, m[1] + s[1] * quantiles.flip(0)  # z_2 grows upwards
-    grid = torch.stack(torch.meshgrid(z2, z1, indexing="ij")[::-1], -1).reshape(-1, 2)  # row-major (z_2, z_1)
+    z = torch.stack(torch.meshgrid(z2, z1, indexing="ij")[::-1], -1).reshape(-1, 2)  # rows of z_2, columns of z_1
     with drawing(model):
-        means = decode(model, grid)
+        means = decode(model, z)
     pad, size = 2, 28
     fig = new_figure("manifold")
     ax = fig.subplots()
@@ -264,17 +264,20 @@ def manifold(model, p_z: MultivariateNormal, grid_size: int = 20) -> Figure:
     centres = pad + size / 2 + (size + pad) * np.arange(grid_size)
     every = max(1, math.ceil(grid_size / 20))  # at most twenty tick labels per axis
     shown = np.arange(0, grid_size, every)
-    ax.set_xticks(centres[shown], [f"{v:.2f}" for v in z1[shown].tolist()], rotation=90)
-    ax.set_yticks(centres[shown], [f"{v:.2f}" for v in z2[shown].tolist()])
+    spacing = min(z1.diff().abs().min(), z2.diff().abs().min()).item() if grid_size > 1 else 1.0
+    decimals = min(6, max(2, math.ceil(-math.log10(spacing)) + 1))  # enough for neighbours to differ
+    ax.set_xticks(centres[shown], [f"{v:.{decimals}f}" for v in z1[shown].tolist()], rotation=90)
+    ax.set_yticks(centres[shown], [f"{v:.{decimals}f}" for v in z2[shown].tolist()])
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
-    steps = f"p = (i + ½)/{grid_size}, i = 0, …, {grid_size - 1}, on each axis"
     if getattr(p_z, "fitted_to", None) is None:
-        where = f"z = Φ⁻¹(p), {steps}: steps of equal probability under the prior N(0, I)"
+        grid = (f"z = Φ⁻¹(p), p = (i + ½)/{grid_size}:\n"
+                "steps of equal probability under the prior N(0, I) on each axis")
     else:
-        where = (f"z = m + s·Φ⁻¹(p), {steps}: steps of equal probability under the Gaussian\n"
-                 f"fitted to the {p_z.fitted_to:,} training codes (mean m, standard deviations s; an AE has no prior)")
-    headline(fig, f"Decoder means E[x | z] on a {grid_size} × {grid_size} grid of z,\n{where}", model)
+        grid = (f"z = m + s·Φ⁻¹(p), p = (i + ½)/{grid_size}:\n"
+                "steps of equal probability on each axis under N(m, s²), the Gaussian\n"
+                f"fitted to the {p_z.fitted_to:,} training codes (an AE has no prior)")
+    headline(fig, f"Decoder means E[x | z] on a {grid_size} × {grid_size} grid of {grid}", model)
     return fig
 
 
@@ -403,7 +406,7 @@ class TensorBoardFigures(L.Callback):
     epochs and after the last one, on rank zero, so the manifold can be watched as it forms."""
 
     def __init__(self, plots, seed: int = 0):
-        self.plots = OmegaConf.to_container(plots) if OmegaConf.is_config(plots) else dict(plots)
+        self.plots = OmegaConf.to_container(plots, resolve=True) if OmegaConf.is_config(plots) else dict(plots)
         self.every_n_epochs = self.plots["every_n_epochs"]
         if not isinstance(self.every_n_epochs, int) or self.every_n_epochs < 0:
             raise UserError(f"plots.every_n_epochs={self.every_n_epochs!r} must be a whole number >= 0 (0: never)")
