@@ -260,8 +260,9 @@ def test_redraw_from_the_checkpoint_gives_the_same_figures(trained_run, tmp_path
     assert {p.name for p in redrawn.iterdir()} == {f"{name}.png" for name in ALL}
     for name in ALL:  # the latent scatter first of all, and the rest: same checkpoint, seed and settings
         assert np.array_equal(imread(redrawn / f"{name}.png"), imread(trained_run / "figures" / f"{name}.png")), name
-    # the options change what is drawn
-    plots.main([str(trained_run), "--out", str(tmp_path / "small"), "--n-samples", "4", "--no-pdf"])
-    assert not np.array_equal(imread(tmp_path / "small" / "samples.png"), imread(redrawn / "samples.png"))
+    # another checkpoint's figures go beside figures/, not over it; the options change what is drawn
+    plots.main([str(trained_run / "checkpoints" / "last.ckpt"), "--n-samples", "4", "--no-pdf"])
+    assert {p.name for p in (trained_run / "figures-last").iterdir()} == {f"{name}.png" for name in ALL}
+    assert not np.array_equal(imread(trained_run / "figures-last" / "samples.png"), imread(redrawn / "samples.png"))
     with pytest.raises(SystemExit):
         plots.main([str(trained_run), "--grid-size", "0", "--out", str(tmp_path / "bad")])

@@ -27,6 +27,8 @@ import logging
 import math
 from pathlib import Path
 
+import lightning as L
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -34,8 +36,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 from torch.distributions import MultivariateNormal, Normal
-
-import lightning as L
 
 from vae.callbacks import History
 from vae.errors import UserError, exit_on_user_error
@@ -154,7 +154,8 @@ def prior_words(p_z: MultivariateNormal) -> str:
     fitted_to = getattr(p_z, "fitted_to", None)
     if fitted_to is None:
         return "z ~ N(0, I) from the prior"
-    return f"z ~ N(m, S), a Gaussian fitted to the codes of the {fitted_to:,} training images (an AE has no prior)"
+    return (f"z ~ N(m, S), m and S the mean and covariance of the codes of the {fitted_to:,} training images\n"
+            "(an AE has no prior)")
 
 
 # --- the figures ----------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ def samples(model, p_z: MultivariateNormal, n: int = 64, seed: int = 0) -> Figur
         sample_title = "samples x ~ p(x | z) = Bernoulli(probabilities)\n(pixels drawn 0 or 1)"
     show(left, tile(means, columns), mean_title)
     show(right, tile(drawn, columns), sample_title)
-    headline(fig, f"{n} draws {prior_words(p_z)},\neach decoded two ways: the same z in both panels", model)
+    headline(fig, f"{n} draws {prior_words(p_z)}, each decoded two ways: the same z in both panels", model)
     return fig
 
 
@@ -387,8 +388,9 @@ def draw_all(model, datamodule, run_dir: str | Path, seed: int, plots, out: str 
     for name, fig in figures(model, datamodule, history, seed, plots).items():
         for suffix in ((".png", ".pdf") if plots.get("pdf") else (".png",)):
             path = out / f"{name}{suffix}"
-            # no creation date in the PDF: a redraw gives the same file
-            fig.savefig(path, metadata={"CreationDate": None} if suffix == ".pdf" else None)
+            # PDF: TrueType fonts (Type 42, as journals ask) and no creation date, so a redraw gives the same file
+            with matplotlib.rc_context({"pdf.fonttype": 42}):
+                fig.savefig(path, metadata={"CreationDate": None} if suffix == ".pdf" else None)
             paths.append(path)
     log.info(f"figures: {out} ({', '.join(sorted({p.stem for p in paths}))})")
     return paths
@@ -443,15 +445,16 @@ def main(argv: list[str] | None = None) -> list[Path]:
                     "(options override its `plots` block).")
     parser.add_argument("run", help="a run directory (outputs/<date>/<time>; its best.ckpt, else last.ckpt) "
                                     "or a .ckpt file inside one")
-    parser.add_argument("--n-samples", type=int, help="draws of z in the samples figure")
-    parser.add_argument("--n-reconstructions", type=int, help="dev images in the reconstructions figure")
-    parser.add_argument("--grid-size", type=int, help="the manifold's grid is grid-size x grid-size")
-    parser.add_argument("--n-interpolations", type=int, help="pairs of dev images in the interpolation figure")
-    parser.add_argument("--interpolation-steps", type=int, help="images per interpolation row, ends included")
+    parser.add_argument("--n-samples", type=int, metavar="N", help="draws of z in the samples figure")
+    parser.add_argument("--n-reconstructions", type=int, metavar="N", help="dev images in the reconstructions figure")
+    parser.add_argument("--grid-size", type=int, metavar="N", help="the manifold's grid is grid-size x grid-size")
+    parser.add_argument("--n-interpolations", type=int, metavar="N", help="pairs of dev images in the interpolation figure")
+    parser.add_argument("--interpolation-steps", type=int, metavar="N", help="images per interpolation row, ends included")
     parser.add_argument("--pdf", action=argparse.BooleanOptionalAction, default=None,
                         help="also write PDFs (default: the run's plots.pdf)")
-    parser.add_argument("--out", help="folder for the figures (default: <run dir>/figures)")
-    parser.add_argument("--data-root", help="folder holding MNIST/raw/, if not where the run found it")
+    parser.add_argument("--out", metavar="DIR", help="folder for the figures (default: <run dir>/figures; for a checkpoint "
+                                      "file other than best.ckpt, <run dir>/figures-<its name>)")
+    parser.add_argument("--data-root", metavar="DIR", help="folder holding MNIST/raw/, if not where the run found it")
     args = parser.parse_args(argv)
 
     from vae.runs import load_run
@@ -460,8 +463,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
     plots = run_settings(run.cfg)
     plots.update({key: value for key in (*SETTINGS, "pdf") if (value := getattr(args, key)) is not None})
     check_settings(plots)
+    out = args.out
+    if out is None and Path(args.run).is_file() and run.checkpoint.name != "best.ckpt":
+        out = run.dir / f"figures-{run.checkpoint.stem}"  # figures/ keeps the best checkpoint's
     datamodule = run.datamodule(**({"root": args.data_root} if args.data_root else {}))
-    paths = draw_all(run.model, datamodule, run.dir, run.cfg.seed, plots, out=args.out)
+    paths = draw_all(run.model, datamodule, run.dir, run.cfg.seed, plots, out=out)
     print(f"{run.checkpoint} -> {paths[0].parent}: {', '.join(p.name for p in paths)}")
     return paths
 
