@@ -137,7 +137,8 @@ def test_autoencoder_draws_from_a_gaussian_fitted_to_its_training_codes(datamodu
     assert p_z.mean.numpy() == pytest.approx(codes.mean(0), abs=1e-5)
     assert p_z.covariance_matrix.numpy() == pytest.approx(np.cov(codes.T), abs=1e-4)
     fig = plots.samples(model, p_z, n=16)
-    assert "fitted to the codes" in fig.get_suptitle() and "no prior" in fig.get_suptitle()
+    assert f"the mean and covariance of the codes of the {len(train_x)} training images" in fig.get_suptitle()
+    assert "an AE has no prior" in fig.get_suptitle()
     means, drawn = (ax.images[0].get_array() for ax in fig.axes)
     assert set(np.unique(drawn)) <= {0.0, 1.0}  # Bernoulli samples: pixels 0 or 1
     assert not set(np.unique(means)) <= {0.0, 1.0}  # the probabilities themselves

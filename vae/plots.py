@@ -144,6 +144,7 @@ def latent_distribution(model, train_x: torch.Tensor | None = None) -> Multivari
         raise ValueError("an auto-encoder has no prior: pass its training images to fit one to their codes")
     with drawing(model):
         codes = encode(model, train_x).double()
+    # a jitter of 1e-6 on the diagonal keeps S positive definite should the codes lie on a line
     covariance = torch.atleast_2d(torch.cov(codes.T)) + 1e-6 * torch.eye(n, dtype=torch.float64)
     p_z = MultivariateNormal(codes.mean(0).float(), covariance.float())
     p_z.fitted_to = len(codes)  # the figures' titles say so
