@@ -56,7 +56,10 @@ def train(cfg: DictConfig) -> dict:
     import lightning as L
     from hydra.utils import instantiate
 
+    from vae.plots import draw_all
+
     quiet_lightning()
+
     run_dir = Path(cfg.paths.output_dir)
     checkpoint = run_dir / "checkpoints" / "last.ckpt" if cfg.resume else None
     if checkpoint and not checkpoint.is_file():
@@ -80,6 +83,7 @@ def train(cfg: DictConfig) -> dict:
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
     test = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)[0]
+    draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
 
     best = history.best("val/loss")
     metrics = {
