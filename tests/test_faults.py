@@ -133,9 +133,9 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(medium_mnist, tmp_
     killed = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *overrides, f"hydra.run.dir={killed}"],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    history = killed / "history.csv"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (history.is_file() and len(history.read_text().splitlines()) >= 2):
+    history, last = killed / "history.csv", killed / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 600
+    while time.time() < deadline and not last.is_file():  # the first epoch's checkpoint
         time.sleep(0.02)
     time.sleep(0.3)  # into the second epoch
     process.send_signal(signal.SIGKILL)
