@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from vae.errors import exit_on_user_error, find_user_error
+from vae.errors import UserError, exit_on_user_error, find_user_error
 
 log = logging.getLogger("train")
 
@@ -53,12 +53,15 @@ def quiet_lightning() -> None:
 
 def train(cfg: DictConfig) -> dict:
     import lightning as L
+    import torch
     from hydra.utils import instantiate
 
     quiet_lightning()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
 
     run_dir = Path(cfg.paths.output_dir)
-    log.info(f"run directory: {run_dir}")
+    log.info(f"run directory: {run_dir} (torch threads: {torch.get_num_threads()})")
     L.seed_everything(cfg.seed, verbose=False)
 
     datamodule = instantiate(cfg.data)
@@ -72,6 +75,11 @@ def train(cfg: DictConfig) -> dict:
     logger = instantiate(cfg.logger)
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=list(callbacks.values()),
                           enable_progress_bar=progress_bar)
+    if (trainer.world_size > 1 and HydraConfig.get().mode == RunMode.MULTIRUN
+            and not trainer.strategy.cluster_environment.creates_processes_externally):
+        raise UserError("DDP starts its other processes by running the command line again, which a sweep on this "
+                        "machine cannot do: train one run with DDP (python train.py trainer=ddp ...), or sweep on "
+                        "SLURM (hydra/launcher=slurm hydra.launcher.tasks_per_node=<trainer.devices>), which starts them")
     logger.log_hyperparams(flat_config(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan})
 
     start = time.perf_counter()
@@ -94,7 +102,8 @@ def train(cfg: DictConfig) -> dict:
     logger.log_metrics({"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]},
                        step=trainer.global_step)
     logger.finalize("success")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if trainer.is_global_zero:  # with DDP, one process writes
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(f"val/loss {metrics['val/loss']:.3f} (epoch {best['epoch']})  test/loss {metrics['test/loss']:.3f}  "
              f"-> {run_dir / 'metrics.json'}")
     return metrics
