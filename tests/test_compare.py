@@ -55,7 +55,7 @@ def test_sweep_writes_a_table_whose_numbers_are_the_runs_metrics(sweep):
         assert row["val loss"] == f"{metrics['val/loss']:.2f}" and row["val rec"] == f"{metrics['val/rec']:.2f}"
         assert row["val KL"] == (f"{metrics['val/kl']:.2f}" if overrides["model"] == "vae" else "-")
         assert row["test loss"] == f"{metrics['test/loss']:.2f}"
-        assert row["parameters"] == f"{metrics['parameters']:,}" and row["epochs"] == str(metrics["epochs"]) == "2"
+        assert row["parameters"] == f"{metrics['parameters']:,}" and row["epochs run"] == str(metrics["epochs"]) == "2"
         assert row["fit time (s)"] == f"{metrics['fit_seconds']:.0f}"
         seen.add((overrides["model"], overrides["latent_dim"]))
     assert seen == {("ae", "2"), ("ae", "3"), ("vae", "2"), ("vae", "3")}
@@ -110,7 +110,7 @@ def test_unfinished_job_is_marked_and_shown_so_far(sweep, tmp_path):
     write_comparison(copy)
     [row] = [row for row in table((copy / "comparison.md").read_text()) if row["run"] == "1"]
     first = dict(zip(history[0].split(","), history[1].split(",")))
-    assert row["status"] == "unfinished" and row["epochs"] == "1"
+    assert row["status"] == "unfinished" and row["epochs run"] == "1"
     assert row["val loss"] == f"{float(first['val/loss']):.2f}" and row["test loss"] == "-"
     assert table((copy / "comparison.md").read_text())[-1]["run"] == "1"  # after the completed runs
 

@@ -2,12 +2,13 @@
 
 The test starts a one-node cluster from Debian's packages (slurmctld, slurmd, munge; see
 ../shared/notes/slurm-one-node.md), every file of it in a temporary folder and on free ports, runs a
-small sweep on the tiny dataset, checks the comparison, and stops the daemons it started. It skips,
+small sweep on the tiny dataset (DDP inside each job), checks the comparison, and stops the daemons it started. It skips,
 saying why, where SLURM is not installed (`apt-get install slurmctld slurmd slurm-client munge`, as
 .ci/run does) or cannot be started.
 """
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_DEV, TINY_TRAIN
 from test_compare import job_dirs, table
 from test_train import run_train
 
@@ -127,20 +129,24 @@ def slurm(tmp_path_factory):
         stop(pid_files)
 
 
-def test_sweep_on_slurm_writes_the_comparison(slurm, tiny_overrides, tmp_path):
-    """Two SLURM jobs, one of which fails (an impossible dev split): both are recorded, the table follows."""
+def test_sweep_on_slurm_trains_with_ddp_and_writes_the_comparison(slurm, tiny_overrides, tmp_path):
+    """Two SLURM jobs of two tasks each: SLURM starts the DDP processes (two CPU processes, gloo). One job
+    fails (an impossible dev split): both are recorded and the comparison follows."""
     result = run_train("-m", *tiny_overrides, "hydra/launcher=slurm", "hydra.launcher.partition=debug",
-                       "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=10",
-                       "threads=1", "data.dev_size=40,100000", f"hydra.sweep.dir={tmp_path}", env=slurm)
+                       "hydra.launcher.tasks_per_node=2", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
+                       "hydra.launcher.timeout_min=10", "threads=1", "trainer=ddp", "trainer.accelerator=cpu",
+                       "trainer.devices=2", "data.dev_size=40,100000", f"hydra.sweep.dir={tmp_path}", env=slurm)
     assert result.returncode == 0, result.stdout + result.stderr
     logs = sorted((tmp_path / ".submitit").glob("*/*_log.out"))
-    assert len(logs) == 2  # each job ran as a SLURM job, logged by submitit
+    assert len(logs) == 4  # each job ran as a SLURM job of two tasks, logged by submitit
     jobs = job_dirs(tmp_path)
     metrics = [json.loads((job / "metrics.json").read_text()) for job in jobs]
     assert [m["status"] for m in metrics] == ["completed", "failed"]
+    assert metrics[0]["steps"] == math.ceil((TINY_TRAIN - TINY_DEV) // 2 / 32)  # each process: half the batches
     assert "(torch threads: 1)" in (jobs[0] / "train.log").read_text()
     rows = table((tmp_path / "comparison.md").read_text())
     assert [(row["data.dev_size"], row["status"]) for row in rows] == [("40", "completed"), ("100000", "failed")]
-    assert rows[0]["val loss"] == f"{metrics[0]['val/loss']:.2f}" and rows[0]["test loss"] == f"{metrics[0]['test/loss']:.2f}"
+    assert rows[0]["val loss"] == f"{metrics[0]['val/loss']:.2f}"
+    assert rows[0]["test loss"] == f"{metrics[0]['test/loss']:.2f}"
     assert "data.dev_size=100000 must be between" in (tmp_path / "comparison.md").read_text()
     assert (tmp_path / "val_curves.png").is_file() and (tmp_path / "samples_by_run.png").is_file()

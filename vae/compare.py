@@ -123,11 +123,9 @@ def collect(sweep_dir: Path) -> list[Job]:
 
 
 def swept_keys(jobs: list[Job]) -> list[str]:
-    """The override keys whose values differ between jobs (all of them for a sweep of one job)."""
+    """The override keys whose values differ between jobs (none in a sweep of one job)."""
     keys = list(dict.fromkeys(key for job in jobs for key in job.overrides if key not in NOT_SWEPT))
-    if len(jobs) > 1:
-        keys = [key for key in keys if len({job.overrides.get(key) for job in jobs}) > 1]
-    return keys
+    return [key for key in keys if len({job.overrides.get(key) for job in jobs}) > 1]
 
 
 def fixed_overrides(jobs: list[Job], keys: list[str]) -> list[str]:
@@ -177,7 +175,7 @@ def columns(jobs: list[Job]) -> list[Column]:
 
     cols = [Column("status", "status", lambda job: job.status),
             Column("parameters", "parameters", parameters),
-            Column("epochs", "epochs", epochs),
+            Column("epochs run", "epochs run", epochs),
             Column("val loss", "val loss", loss("val/loss")),
             Column("val rec", "val rec", loss("val/rec")),
             Column("val KL", "val KL", loss("val/kl")),
@@ -193,7 +191,7 @@ def markdown(jobs: list[Job], sweep_dir: Path) -> str:
     cols = columns(jobs)
     counts = {status: sum(job.status == status for job in jobs) for status in ("completed", "failed", "unfinished")}
     lines = [f"# Model comparison: {sweep_dir}", "",
-             f"{len(jobs)} runs: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n) + ". "
+             f"{len(jobs)} run{'s' if len(jobs) != 1 else ''}: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n) + ". "
              "Sorted by val loss at the best epoch (nats per image, lower is better); val rec and KL at that "
              "epoch; test on the best checkpoint; unfinished runs show their best epoch so far."]
     fixed = fixed_overrides(jobs, keys)
@@ -221,6 +219,11 @@ def latex_escape(text: str) -> str:
     return "".join(LATEX_SPECIAL.get(char, char) for char in text)
 
 
+def latex_number(text: str) -> str:
+    """A table cell as LaTeX: a true minus sign, braced thousands separators, -- when empty."""
+    return (text.replace(",", "{,}").replace("-", "$-$", 1) if text.startswith("-") else text.replace(",", "{,}")) or "--"
+
+
 def latex(jobs: list[Job], sweep_dir: Path) -> str:
     keys = swept_keys(jobs)
     cols = [col for col in columns(jobs) if col.name != "status"]
@@ -235,7 +238,7 @@ def latex(jobs: list[Job], sweep_dir: Path) -> str:
         if job.status == "failed":
             cells = swept + [rf"\multicolumn{{{len(cols)}}}{{l}}{{\emph{{failed}}}}"]
         else:
-            cells = swept + [(col.value(job) or "--").replace(",", "{,}") for col in cols]
+            cells = swept + [latex_number(col.value(job)) for col in cols]
             if job.status == "unfinished":
                 cells[-1] = r"\emph{unfinished}"
         lines.append(" & ".join(cells) + r" \\")
