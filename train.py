@@ -77,9 +77,10 @@ def train(cfg: DictConfig) -> dict:
                           enable_progress_bar=progress_bar)
     if (trainer.world_size > 1 and HydraConfig.get().mode == RunMode.MULTIRUN
             and not trainer.strategy.cluster_environment.creates_processes_externally):
-        raise UserError("DDP starts its other processes by running the command line again, which a sweep on this "
-                        "machine cannot do: train one run with DDP (python train.py trainer=ddp ...), or sweep on "
-                        "SLURM (hydra/launcher=slurm hydra.launcher.tasks_per_node=<trainer.devices>), which starts them")
+        raise UserError("DDP starts its other processes by running the command line again, which a sweep on "
+                        "this machine cannot do: train one run with DDP (python train.py trainer=ddp ...), or sweep "
+                        "on SLURM (hydra/launcher=slurm hydra.launcher.tasks_per_node=<trainer.devices>), which "
+                        "starts them")
     logger.log_hyperparams(flat_config(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan})
 
     start = time.perf_counter()

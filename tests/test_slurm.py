@@ -2,9 +2,9 @@
 
 The test starts a one-node cluster from Debian's packages (slurmctld, slurmd, munge; see
 ../shared/notes/slurm-one-node.md), every file of it in a temporary folder and on free ports, runs a
-small sweep on the tiny dataset (DDP inside each job), checks the comparison, and stops the daemons it started. It skips,
-saying why, where SLURM is not installed (`apt-get install slurmctld slurmd slurm-client munge`, as
-.ci/run does) or cannot be started.
+small sweep on the tiny dataset (DDP inside each job), checks the comparison, and stops the daemons it
+started. It skips, saying why, where SLURM is not installed (`apt-get install slurmctld slurmd
+slurm-client munge`, as .ci/run does) or cannot be started.
 """
 
 import json

@@ -69,11 +69,17 @@ def read_overrides(path: Path) -> dict[str, str]:
 
 
 def read_history(path: Path) -> list[dict]:
+    """history.csv as one {column: number} per epoch; a line still being written is left out."""
     if not path.is_file():
         return []
+    rows = []
     with open(path, newline="") as f:
-        return [{key: float(value) for key, value in row.items() if value not in ("", None)}
-                for row in csv.DictReader(f)]
+        for row in csv.DictReader(f):
+            try:
+                rows.append({key: float(value) for key, value in row.items() if key and value not in ("", None)})
+            except (TypeError, ValueError):
+                continue
+    return [row for row in rows if "epoch" in row]
 
 
 def read_job(job_dir: Path) -> Job:
@@ -190,9 +196,9 @@ def markdown(jobs: list[Job], sweep_dir: Path) -> str:
     keys = swept_keys(jobs)
     cols = columns(jobs)
     counts = {status: sum(job.status == status for job in jobs) for status in ("completed", "failed", "unfinished")}
+    runs = f"{len(jobs)} run{'s' if len(jobs) != 1 else ''}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     lines = [f"# Model comparison: {sweep_dir}", "",
-             f"{len(jobs)} run{'s' if len(jobs) != 1 else ''}: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n) + ". "
-             "Sorted by val loss at the best epoch (nats per image, lower is better); val rec and KL at that "
+             f"{runs}. Sorted by val loss at the best epoch (nats per image, lower is better); val rec and KL at that "
              "epoch; test on the best checkpoint; unfinished runs show their best epoch so far."]
     fixed = fixed_overrides(jobs, keys)
     if fixed:
@@ -221,7 +227,10 @@ def latex_escape(text: str) -> str:
 
 def latex_number(text: str) -> str:
     """A table cell as LaTeX: a true minus sign, braced thousands separators, -- when empty."""
-    return (text.replace(",", "{,}").replace("-", "$-$", 1) if text.startswith("-") else text.replace(",", "{,}")) or "--"
+    if not text:
+        return "--"
+    text = text.replace(",", "{,}")
+    return "$-$" + text[1:] if text.startswith("-") else text
 
 
 def latex(jobs: list[Job], sweep_dir: Path) -> str:
