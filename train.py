@@ -54,18 +54,22 @@ def quiet_lightning() -> None:
 def train(cfg: DictConfig) -> dict:
     validate(cfg)  # before the slow imports: a bad value fails at once
     import lightning as L
+    import torch
     from hydra.utils import instantiate
 
     from vae.plots import draw_all
 
     quiet_lightning()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
 
     run_dir = Path(cfg.paths.output_dir)
     checkpoint = run_dir / "checkpoints" / "last.ckpt" if cfg.resume else None
     if checkpoint and not checkpoint.is_file():
         log.info(f"{checkpoint} does not exist yet (killed during the first epoch): starting from scratch")
         checkpoint = None
-    log.info(f"run directory: {run_dir}" + (f" (resuming from {checkpoint})" if checkpoint else ""))
+    log.info(f"run directory: {run_dir} (torch threads: {torch.get_num_threads()})"
+             + (f" (resuming from {checkpoint})" if checkpoint else ""))
     L.seed_everything(cfg.seed, verbose=False)
 
     datamodule = instantiate(cfg.data)
@@ -79,6 +83,12 @@ def train(cfg: DictConfig) -> dict:
     logger = instantiate(cfg.logger)
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=list(callbacks.values()),
                           enable_progress_bar=progress_bar)
+    if (trainer.world_size > 1 and HydraConfig.get().mode == RunMode.MULTIRUN
+            and not trainer.strategy.cluster_environment.creates_processes_externally):
+        raise UserError("DDP starts its other processes by running the command line again, which a sweep on "
+                        "this machine cannot do: train one run with DDP (python train.py trainer=ddp ...), or sweep "
+                        "on SLURM (hydra/launcher=slurm hydra.launcher.tasks_per_node=<trainer.devices>), which "
+                        "starts them")
     logger.log_hyperparams(flat_config(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan})
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
@@ -100,7 +110,8 @@ def train(cfg: DictConfig) -> dict:
     logger.log_metrics({"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]},
                        step=trainer.global_step)
     logger.finalize("success")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if trainer.is_global_zero:  # with DDP, one process writes
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(f"val/loss {metrics['val/loss']:.3f} (epoch {best['epoch']})  test/loss {metrics['test/loss']:.3f}  "
              f"-> {run_dir / 'metrics.json'}")
     return metrics

@@ -82,7 +82,8 @@ def test_multirun_gives_one_directory_per_job(tiny_overrides, tmp_path):
     result = run_train("-m", *tiny_overrides, "lr=1e-3,1e-4", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert [p.name for p in jobs] == ["0", "1"]
+    assert [p.name.split("_")[0] for p in jobs] == ["0", "1"]  # <job number>_<its overrides>
+    assert "lr=0.001" in jobs[0].name and "lr=0.0001" in jobs[1].name
     lrs = [(job / ".hydra" / "overrides.yaml").read_text() for job in jobs]
     assert "lr=0.001" in lrs[0] and "lr=0.0001" in lrs[1]
     for job in jobs:

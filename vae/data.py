@@ -85,14 +85,20 @@ def load_split(raw: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Batches:
-    """Batches (x, y) of in-memory tensors as index slices; a fresh permutation at every pass if shuffled."""
+    """Batches (x, y) of in-memory tensors as index slices; a fresh permutation at every pass if shuffled.
+
+    With DDP (`world_size` processes) each process takes every world_size-th index of the same permutation,
+    from its `rank` on: disjoint shares of equal size (the last few images of an epoch may be left out).
+    Only the shuffled (training) pass is shared out; val and test pass over everything in every process.
+    """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, rank: int = 0, world_size: int = 1):
         self.x, self.y, self.batch_size, self.shuffle, self.generator = x, y, batch_size, shuffle, generator
+        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return math.ceil(len(self.x) // self.world_size / self.batch_size)
 
     def __iter__(self):
         n, b = len(self.x), self.batch_size
@@ -101,7 +107,8 @@ class Batches:
                 yield self.x[i:i + b], self.y[i:i + b]
             return
         order = torch.randperm(n, generator=self.generator)
-        for i in range(0, n, b):
+        order = order[:n - n % self.world_size][self.rank::self.world_size]  # this process's share
+        for i in range(0, len(order), b):
             index = order[i:i + b]
             yield self.x[index], self.y[index]
 
@@ -155,7 +162,9 @@ class MNISTDataModule(L.LightningDataModule):
                        "test": load_split(self.raw_dir, "test")}
 
     def train_dataloader(self) -> Batches:
-        return Batches(*self.splits["train"], self.batch_size, shuffle=True, generator=self.generator)
+        rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        return Batches(*self.splits["train"], self.batch_size, shuffle=True, generator=self.generator,
+                       rank=rank, world_size=world_size)
 
     def val_dataloader(self) -> Batches:
         return Batches(*self.splits["dev"], self.eval_batch_size)

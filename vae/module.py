@@ -39,7 +39,8 @@ class LatentModel(L.LightningModule):
         # Per image sums (see vae/losses.py), then the mean over the batch.
         terms = {name: value.mean() for name, value in self(x).items()}
         self.log_dict({f"{stage}/{name}": value for name, value in terms.items()},
-                      on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=len(x))
+                      on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=len(x),
+                      sync_dist=True)  # DDP: the mean over all processes (a no-op in one process)
         return terms["loss"]
 
     def training_step(self, batch, batch_idx):
