@@ -11,11 +11,10 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from test_train import run_train
+from conftest import ROOT, run_train
 from vae.compare import collect, main as compare_main, write_comparison
 from vae.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 FIGURES = ["val_curves.png", "val_rec_curves.png", "val_kl_curves.png", "samples_by_run.png"]
 
