@@ -91,6 +91,13 @@ def train(cfg: DictConfig) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "best_checkpoint": os.path.relpath(trainer.checkpoint_callback.best_model_path, run_dir),
     }
+    if cfg.eval.enabled:  # the best checkpoint (loaded by trainer.test) in nats: vae/evaluate.py
+        from vae.evaluate import evaluate_split, scalars, summary
+
+        evaluation = evaluate_split(model, datamodule, cfg.eval.split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed)
+        metrics.update(evaluation)
+        logger.log_metrics(scalars(evaluation), step=trainer.global_step)
+        log.info(summary(evaluation, cfg.eval.split, len(datamodule.splits[cfg.eval.split][0])))
     logger.log_metrics({"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]},
                        step=trainer.global_step)
     logger.finalize("success")
