@@ -30,7 +30,7 @@ import torch
 from omegaconf import OmegaConf
 
 from vae.errors import UserError, exit_on_user_error
-from vae.losses import BernoulliLikelihood
+from vae.losses import BernoulliLikelihood, kl_per_dim
 
 LOG_2PI = math.log(2 * math.pi)
 SPLITS = {"test": "test", "dev": "val"}  # split -> prefix of its keys in metrics.json (as in training)
@@ -112,25 +112,20 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 100, chunk_size: int = 81
 
     generator = torch.Generator(device=device).manual_seed(seed)
     sampled = importance_sampled(model, x, iw_samples, chunk_size, generator)
-    kl_per_dim = torch.cat([kl_terms(*model.posterior(x[start:start + chunk_size]))
-                            for start in range(0, len(x), chunk_size)]).mean(0)
+    kl = torch.cat([kl_per_dim(*model.posterior(x[start:start + chunk_size]))
+                    for start in range(0, len(x), chunk_size)]).mean(0)  # (n,): mean over the images
     log_likelihood = sampled["log_likelihood"].mean().item()
     metrics.update({
         "log_likelihood": log_likelihood,
-        "elbo": -(sampled["rec"].mean().item() + kl_per_dim.sum().item()),
+        "elbo": -(sampled["rec"].mean().item() + kl.sum().item()),
         "elbo_rec": sampled["rec"].mean().item(),
-        "elbo_kl": kl_per_dim.sum().item(),
+        "elbo_kl": kl.sum().item(),
         "active_units": active_units(torch.cat(codes)),
-        "kl_per_dim": kl_per_dim.tolist(),
+        "kl_per_dim": kl.tolist(),
     })
     if isinstance(model.likelihood, BernoulliLikelihood):
         metrics["bits_per_dim"] = -log_likelihood / (x[0].numel() * math.log(2))
     return metrics
-
-
-def kl_terms(mu: torch.Tensor, log_sigma_squared: torch.Tensor) -> torch.Tensor:
-    """KL(q(z_j | x) || N(0, 1)) of each latent dimension j, (B, n): the terms of vae.losses.kl_divergence."""
-    return -0.5 * (1 + log_sigma_squared - mu.pow(2) - log_sigma_squared.exp())
 
 
 def evaluate_split(model, datamodule, split: str = "test", iw_samples: int = 100, chunk_size: int = 8192,

@@ -29,7 +29,12 @@ def kl_divergence(mu: torch.Tensor, log_sigma_squared: torch.Tensor) -> torch.Te
     Closed form (Kingma & Welling 2014, appendix B):
         KL = -0.5 * sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)
     """
-    return -0.5 * torch.sum(1 + log_sigma_squared - mu.pow(2) - log_sigma_squared.exp(), dim=-1)
+    return kl_per_dim(mu, log_sigma_squared).sum(-1)
+
+
+def kl_per_dim(mu: torch.Tensor, log_sigma_squared: torch.Tensor) -> torch.Tensor:
+    """The terms of that sum: KL(q(z_j | x) || N(0, 1)) of each latent dimension j, shape of mu."""
+    return -0.5 * (1 + log_sigma_squared - mu.pow(2) - log_sigma_squared.exp())
 
 
 class GaussianLikelihood(nn.Module):
