@@ -65,21 +65,21 @@ def importance_sampled(model, x: torch.Tensor, iw_samples: int, chunk_size: int,
     """
     images = max(1, chunk_size // iw_samples)           # images per batch
     samples = max(1, min(iw_samples, chunk_size // images))  # samples per chunk
-    log_likelihood, rec = [], []
+    # Results go into tensors allocated once: many small tensors kept between the big temporary ones
+    # fragment the heap, and the process's memory would grow with every image.
+    log_sum_w = torch.full((len(x),), -math.inf, device=x.device)
+    sum_log_px_z = torch.zeros(len(x), device=x.device)
     for start in range(0, len(x), images):
         xb = x[start:start + images]
         mu, log_sigma_squared = model.posterior(xb)
-        log_sum_w = torch.full((len(xb),), -math.inf, device=x.device)
-        sum_log_px_z = torch.zeros(len(xb), device=x.device)
         for done in range(0, iw_samples, samples):
             k = min(samples, iw_samples - done)
             eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device)
             log_px_z, log_w = log_weights(model, xb, mu, log_sigma_squared, eps)
-            log_sum_w = torch.logaddexp(log_sum_w, torch.logsumexp(log_w, dim=0))
-            sum_log_px_z += log_px_z.sum(0)
-        log_likelihood.append(log_sum_w - math.log(iw_samples))
-        rec.append(-sum_log_px_z / iw_samples)
-    return {"log_likelihood": torch.cat(log_likelihood), "rec": torch.cat(rec)}
+            batch = slice(start, start + len(xb))
+            log_sum_w[batch] = torch.logaddexp(log_sum_w[batch], torch.logsumexp(log_w, dim=0))
+            sum_log_px_z[batch] += log_px_z.sum(0)
+    return {"log_likelihood": log_sum_w - math.log(iw_samples), "rec": -sum_log_px_z / iw_samples}
 
 
 def active_units(mu: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> int:
