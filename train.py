@@ -51,11 +51,28 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
+def build(cfg: DictConfig):
+    """The run's data module, model and Trainer (with its callbacks and logger), as the config describes
+    them; `trainer.history` is the History callback. vae/bench.py times exactly this."""
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
+    progress_bar = cfg.trainer.enable_progress_bar
+    if progress_bar is None:
+        progress_bar = sys.stderr.isatty()
+    callbacks = {name: instantiate(node) for name, node in cfg.callbacks.items()}
+    callbacks["history"].print_summary = not progress_bar
+    trainer = instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=list(callbacks.values()),
+                          enable_progress_bar=progress_bar)
+    trainer.history = callbacks["history"]
+    return datamodule, model, trainer
+
+
 def train(cfg: DictConfig) -> dict:
     validate(cfg)  # before the slow imports: a bad value fails at once
     import lightning as L
     import torch
-    from hydra.utils import instantiate
 
     from vae.plots import draw_all
 
@@ -72,17 +89,8 @@ def train(cfg: DictConfig) -> dict:
              + (f" (resuming from {checkpoint})" if checkpoint else ""))
     L.seed_everything(cfg.seed, verbose=False)
 
-    datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
-    progress_bar = cfg.trainer.enable_progress_bar
-    if progress_bar is None:
-        progress_bar = sys.stderr.isatty()
-    callbacks = {name: instantiate(node) for name, node in cfg.callbacks.items()}
-    history = callbacks["history"]
-    history.print_summary = not progress_bar
-    logger = instantiate(cfg.logger)
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=list(callbacks.values()),
-                          enable_progress_bar=progress_bar)
+    datamodule, model, trainer = build(cfg)
+    history, logger = trainer.history, trainer.logger
     if (trainer.world_size > 1 and HydraConfig.get().mode == RunMode.MULTIRUN
             and not trainer.strategy.cluster_environment.creates_processes_externally):
         raise UserError("DDP starts its other processes by running the command line again, which a sweep on "
@@ -107,25 +115,43 @@ def train(cfg: DictConfig) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "best_checkpoint": os.path.relpath(trainer.checkpoint_callback.best_model_path, run_dir),
     }
+
+    def write_metrics():
+        if trainer.is_global_zero:  # with DDP, one process writes
+            (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+    write_metrics()  # before the evaluation, which can take long: an interrupted one loses nothing
+    if cfg.eval.enabled and trainer.is_global_zero:  # the best checkpoint (loaded by trainer.test) in nats
+        from vae.evaluate import evaluate_split, scalars, summary
+
+        evaluation = evaluate_split(model, datamodule, cfg.eval.split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed)
+        metrics.update(evaluation)
+        logger.log_metrics(scalars(evaluation), step=trainer.global_step)
+        log.info(summary(evaluation, cfg.eval.split, len(datamodule.splits[cfg.eval.split][0])))
+        write_metrics()
     logger.log_metrics({"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]},
                        step=trainer.global_step)
     logger.finalize("success")
-    if trainer.is_global_zero:  # with DDP, one process writes
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(f"val/loss {metrics['val/loss']:.3f} (epoch {best['epoch']})  test/loss {metrics['test/loss']:.3f}  "
              f"-> {run_dir / 'metrics.json'}")
     return metrics
 
 
 def record_failure(run_dir: Path, error: Exception) -> str:
-    """metrics.json of a failed run: {"status": "failed", "error": ...}; an unexpected error's traceback
-    goes to traceback.txt beside it."""
+    """Marks metrics.json {"status": "failed", "error": ...}, keeping what it already holds (a failure during
+    the evaluation keeps the training's numbers); an unexpected error's traceback goes to traceback.txt."""
     found = find_user_error(error)
     message = str(found) if found else f"{type(error).__name__}: {error}"
     run_dir.mkdir(parents=True, exist_ok=True)
     if found is None:
         (run_dir / "traceback.txt").write_text("".join(traceback.format_exception(error)))
-    (run_dir / "metrics.json").write_text(json.dumps({"status": "failed", "error": message}, indent=2) + "\n")
+    path = run_dir / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        metrics = {}
+    metrics.update(status="failed", error=message)
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
     return message
 
 

@@ -43,6 +43,17 @@ RULES = {  # key: (rule, what the rule says)
     "data.dev_size": (positive_int, "a positive integer, smaller than the training set"),
     "data.eval_batch_size": (positive_int, "a positive integer"),
     "data.split_seed": (non_negative_int, "a non-negative integer"),
+    "kl_warmup_epochs": (non_negative_int, "a non-negative integer (epochs of KL warm-up; 0: off)"),
+    "arch.channels": (positive_int, "a positive integer (feature maps of the first convolution)"),
+    "eval.iw_samples": (positive_int, "a positive integer (importance samples K per image)"),
+    "eval.chunk_size": (positive_int, "a positive integer ((image, sample) pairs per decoder pass)"),
+    "eval.split": (lambda value: value in ("test", "dev"), "test or dev"),
+    "plots.every_n_epochs": (non_negative_int, "a non-negative integer (0: never during training)"),
+    "plots.n_samples": (positive_int, "a positive integer"),
+    "plots.n_reconstructions": (positive_int, "a positive integer"),
+    "plots.grid_size": (positive_int, "a positive integer"),
+    "plots.n_interpolations": (positive_int, "a positive integer"),
+    "plots.interpolation_steps": (lambda value: positive_int(value) and value >= 2, "an integer of at least 2 (both ends)"),
 }
 
 

@@ -4,6 +4,12 @@ The four IDX files of torchvision's layout, `<root>/<MNIST|FashionMNIST>/raw/`, 
 float tensors of shape (N, 1, 28, 28) with pixels in [0, 1]. The 60,000 training images are split
 into train and dev (a fixed permutation from `split_seed`); the official 10,000 test images are
 the test split. Missing files are downloaded with torchvision when `download` is on.
+
+`binarize` turns grey levels into the binary pixels a Bernoulli likelihood models, each pixel 1 with
+probability its grey level: `dynamic` draws the training images afresh every time they are served
+(every epoch sees new binary images), `static` draws them once. Dev and test are drawn once in
+both cases, from a generator seeded with `split_seed`: the same binary images for every run, so
+runs compare on identical data.
 """
 
 import contextlib
@@ -27,6 +33,7 @@ FILES = {
 }
 DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # config name -> torchvision class
 DATA_DIR_ENV = "VAE_DATA_DIR"
+BINARIZE = (None, "dynamic", "static")
 
 
 def read_idx(path: Path, ndim: int) -> torch.Tensor:
@@ -84,8 +91,14 @@ def load_split(raw: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return images.unsqueeze(1).float().div_(255), labels.long()
 
 
+def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each pixel 1 with probability its grey level, else 0."""
+    return torch.bernoulli(x, generator=generator)
+
+
 class Batches:
-    """Batches (x, y) of in-memory tensors as index slices; a fresh permutation at every pass if shuffled.
+    """Batches (x, y) of in-memory tensors as index slices; a fresh permutation at every pass if shuffled;
+    with `binarize_batches`, each batch's images are binarised afresh as they are served.
 
     With DDP (`world_size` processes) each process takes every world_size-th index of the same permutation,
     from its `rank` on: disjoint shares of equal size (the last few images of an epoch may be left out).
@@ -93,9 +106,10 @@ class Batches:
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
-                 generator: torch.Generator | None = None, rank: int = 0, world_size: int = 1):
+                 generator: torch.Generator | None = None, binarize_batches: bool = False,
+                 rank: int = 0, world_size: int = 1):
         self.x, self.y, self.batch_size, self.shuffle, self.generator = x, y, batch_size, shuffle, generator
-        self.rank, self.world_size = rank, world_size
+        self.binarize_batches, self.rank, self.world_size = binarize_batches, rank, world_size
 
     def __len__(self) -> int:
         return math.ceil(len(self.x) // self.world_size / self.batch_size)
@@ -104,22 +118,28 @@ class Batches:
         n, b = len(self.x), self.batch_size
         if not self.shuffle:
             for i in range(0, n, b):
-                yield self.x[i:i + b], self.y[i:i + b]
+                yield self.serve(self.x[i:i + b]), self.y[i:i + b]
             return
         order = torch.randperm(n, generator=self.generator)
         order = order[:n - n % self.world_size][self.rank::self.world_size]  # this process's share
         for i in range(0, len(order), b):
             index = order[i:i + b]
-            yield self.x[index], self.y[index]
+            yield self.serve(self.x[index]), self.y[index]
+
+    def serve(self, x: torch.Tensor) -> torch.Tensor:
+        return binarize(x, self.generator) if self.binarize_batches else x
 
 
 class MNISTDataModule(L.LightningDataModule):
     def __init__(self, root: str | None = None, dataset: str = "mnist", dev_size: int = 10_000,
                  split_seed: int = 0, batch_size: int = 128, eval_batch_size: int = 1000,
-                 download: bool = True, seed: int = 0):
+                 download: bool = True, seed: int = 0, binarize: str | None = None):
         super().__init__()
         if dataset not in DATASETS:
             raise UserError(f"data.dataset={dataset!r} is not known; choose one of {', '.join(DATASETS)}")
+        if binarize not in BINARIZE:
+            raise UserError(f"data.binarize={binarize!r} is not known; choose null (grey levels), dynamic or static")
+        self.binarize = binarize
         self.root = Path(root or os.environ.get(DATA_DIR_ENV) or "data").expanduser()
         self.dataset, self.dev_size, self.split_seed = dataset, dev_size, split_seed
         self.batch_size, self.eval_batch_size, self.download = batch_size, eval_batch_size, download
@@ -160,11 +180,17 @@ class MNISTDataModule(L.LightningDataModule):
         train, dev = order[:-self.dev_size], order[-self.dev_size:]
         self.splits = {"train": (x[train], y[train]), "dev": (x[dev], y[dev]),
                        "test": load_split(self.raw_dir, "test")}
+        if self.binarize:
+            # One fixed draw of dev and test (and of train when static), the same for every run.
+            fixed = torch.Generator().manual_seed(self.split_seed)
+            for name in ("dev", "test") + (("train",) if self.binarize == "static" else ()):
+                x, y = self.splits[name]
+                self.splits[name] = (binarize(x, fixed), y)
 
     def train_dataloader(self) -> Batches:
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         return Batches(*self.splits["train"], self.batch_size, shuffle=True, generator=self.generator,
-                       rank=rank, world_size=world_size)
+                       binarize_batches=self.binarize == "dynamic", rank=rank, world_size=world_size)
 
     def val_dataloader(self) -> Batches:
         return Batches(*self.splits["dev"], self.eval_batch_size)

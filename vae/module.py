@@ -81,12 +81,14 @@ class VAE(LatentModel):
     """q(z | x) = N(mu, diag(sigma^2)) with mu and log sigma^2 from two projections of shared layers.
 
     loss = rec + beta * kl = -ELBO for beta = 1, with one reparameterised sample of z.
+    KL warm-up: while training, beta ramps linearly from 0 to `beta` over the first
+    `kl_warmup_epochs` epochs (logged as train/beta); val and test always use `beta`.
     """
 
     def __init__(self, encoder, decoder, likelihood, latent_dim: int = 2, lr: float = 1e-3,
-                 beta: float = 1.0):
+                 beta: float = 1.0, kl_warmup_epochs: float = 0):
         super().__init__(encoder, decoder, likelihood, latent_dim, lr)
-        self.beta = beta
+        self.beta, self.kl_warmup_epochs = beta, kl_warmup_epochs
         self.mu = nn.Linear(encoder.out_features, latent_dim)
         self.log_sigma_squared = nn.Linear(encoder.out_features, latent_dim)
 
@@ -97,6 +99,17 @@ class VAE(LatentModel):
     def encode(self, x):
         return self.posterior(x)[0]
 
+    def kl_weight(self) -> float:
+        """beta, or during KL warm-up beta * (training steps so far) / (steps of kl_warmup_epochs)."""
+        if not self.training or self.kl_warmup_epochs <= 0 or self._trainer is None:
+            return self.beta
+        warmup_steps = self.kl_warmup_epochs * self.trainer.num_training_batches
+        return self.beta * min(1.0, self.global_step / warmup_steps)
+
+    def training_step(self, batch, batch_idx):
+        self.log("train/beta", self.kl_weight(), on_step=False, on_epoch=True, batch_size=len(batch[0]))
+        return super().training_step(batch, batch_idx)
+
     def forward(self, x, eps=None):
         mu, log_sigma_squared = self.posterior(x)
         # Reparameterisation: z = mu + sigma * eps, eps ~ N(0, I), so gradients flow into mu and sigma.
@@ -105,4 +118,4 @@ class VAE(LatentModel):
         x_hat = self.decoder(z)
         rec = self.likelihood.nll(x, x_hat)         # -log p(x | z), summed over pixels
         kl = kl_divergence(mu, log_sigma_squared)   # KL(q(z | x) || N(0, I)), summed over latent dims
-        return {"rec": rec, "kl": kl, "loss": rec + self.beta * kl}
+        return {"rec": rec, "kl": kl, "loss": rec + self.kl_weight() * kl}

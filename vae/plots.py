@@ -22,7 +22,6 @@ numbers are left as they were.
 
 import argparse
 import contextlib
-import csv
 import logging
 import math
 from pathlib import Path
@@ -38,6 +37,8 @@ from omegaconf import OmegaConf
 from torch.distributions import MultivariateNormal, Normal
 
 from vae.callbacks import History
+from vae.compare import read_history
+from vae.config import validate
 from vae.errors import UserError, exit_on_user_error
 from vae.losses import GaussianLikelihood
 from vae.module import VAE
@@ -311,13 +312,6 @@ def interpolation(model, x: torch.Tensor, y: torch.Tensor, n: int = 8, steps: in
     return fig
 
 
-def read_history(path: Path) -> list[dict]:
-    """history.csv as rows of floats (one per epoch)."""
-    with open(path, newline="") as f:
-        return [{name: float(value) for name, value in row.items() if value not in ("", None)}
-                for row in csv.DictReader(f)]
-
-
 def learning_curves(history: list[dict], model) -> Figure:
     """Train (mean over the epoch's batches) and val (dev set at the epoch's end) losses against epochs."""
     panels = [("rec", "reconstruction term  −log p(x | z)")]
@@ -348,13 +342,9 @@ def learning_curves(history: list[dict], model) -> Figure:
 # --- all of them, to files and to TensorBoard -------------------------------------------------------
 
 def check_settings(plots) -> dict:
-    """The figure settings of a `plots` config block, checked."""
-    settings = {key: plots[key] for key in SETTINGS}
-    for key in SETTINGS:
-        least = 2 if key == "interpolation_steps" else 1
-        if not isinstance(settings[key], int) or settings[key] < least:
-            raise UserError(f"plots.{key}={settings[key]!r} must be a whole number of at least {least}")
-    return settings
+    """The figure settings of a `plots` config block, checked by the rules of vae/config.py."""
+    validate(OmegaConf.create({"plots": {key: plots[key] for key in SETTINGS}}))
+    return {key: plots[key] for key in SETTINGS}
 
 
 def figures(model, datamodule, history: list[dict] | None, seed: int, plots) -> dict[str, Figure]:
@@ -383,8 +373,7 @@ def draw_all(model, datamodule, run_dir: str | Path, seed: int, plots, out: str 
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir / "figures"
     out.mkdir(parents=True, exist_ok=True)
-    history_csv = run_dir / "history.csv"
-    history = read_history(history_csv) if history_csv.is_file() else None
+    history = read_history(run_dir / "history.csv")  # [] when there is none
     paths = []
     for name, fig in figures(model, datamodule, history, seed, plots).items():
         for suffix in ((".png", ".pdf") if plots.get("pdf") else (".png",)):
@@ -411,8 +400,6 @@ class TensorBoardFigures(L.Callback):
     def __init__(self, plots, seed: int = 0):
         self.plots = OmegaConf.to_container(plots, resolve=True) if OmegaConf.is_config(plots) else dict(plots)
         self.every_n_epochs = self.plots["every_n_epochs"]
-        if not isinstance(self.every_n_epochs, int) or self.every_n_epochs < 0:
-            raise UserError(f"plots.every_n_epochs={self.every_n_epochs!r} must be a whole number >= 0 (0: never)")
         check_settings(self.plots)
         self.seed = seed
 
