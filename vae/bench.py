@@ -128,32 +128,34 @@ def batches(x: torch.Tensor, batch_size: int, shuffle: bool = False):
 
 
 @torch.no_grad()
-def dev_pass(model, dev_batches, bf16: bool = False) -> tuple[float, float]:
-    """(seconds, mean loss per image) of one pass without gradients."""
+def dev_pass(model, dev_batches, bf16: bool = False, forward=None) -> tuple[float, float]:
+    """(seconds, mean loss per image) of one pass without gradients; `forward(x)` replaces `model(x)` if given."""
     start = time.perf_counter()
     model.eval()
+    forward = forward or model
     total, n = 0.0, 0
     for x in dev_batches:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            total += float(model(x)["loss"].float().sum())
+            total += float(forward(x)["loss"].float().sum())
         n += len(x)
     return time.perf_counter() - start, total / n
 
 
-def epoch(model, optimiser, train_batches, dev_batches, clip: float | None, bf16: bool = False):
+def epoch(model, optimiser, train_batches, dev_batches, clip: float | None, bf16: bool = False, forward=None):
     """One epoch of a hand-written loop (plain and torchvision): (seconds, dev pass seconds, dev loss)."""
     start = time.perf_counter()
     model.train()
+    forward = forward or model
     parameters = [p for p in model.parameters() if p.requires_grad]
     for x in train_batches:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model(x)["loss"].mean()
+            loss = forward(x)["loss"].mean()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(parameters, clip)  # what gradient_clip_val does in Lightning
         optimiser.step()
-    dev_seconds, dev_loss = dev_pass(model, dev_batches, bf16)
+    dev_seconds, dev_loss = dev_pass(model, dev_batches, bf16, forward)
     return time.perf_counter() - start, dev_seconds, dev_loss
 
 
@@ -344,24 +346,25 @@ def main(argv: list[str] | None = None) -> dict:
             else:
                 train_batches = batches(x_train, cfg.batch_size, shuffle=True)
                 dev_batches = batches(x_dev, cfg.data.eval_batch_size)
-            if pipeline == "plain_compile":
-                model = torch.compile(model)  # compiled in the warm-up epoch before the rounds, reused after
-            seconds, dev_seconds, dev_loss = epoch(model, optimiser, train_batches, dev_batches,
-                                                   cfg.gradient_clip_val, bf16=pipeline == "plain_bf16")
+            forward = None
+            if pipeline == "plain_compile":  # compiled in the warm-up epoch before the rounds, reused after
+                compiled = torch.compile(model)
+                # Compiled code draws random numbers from its own generator: eps is drawn outside, from torch's,
+                # so that it is the same noise as plain's and the losses differ only by the computation.
+                forward = lambda x: compiled(x, torch.randn(len(x), cfg.latent_dim))  # noqa: E731
+            seconds, dev_seconds, dev_loss = epoch(model, optimiser, train_batches, dev_batches, cfg.gradient_clip_val,
+                                                   bf16=pipeline == "plain_bf16", forward=forward)
         if round_ is None:
             return seconds
         times[pipeline][model_name].append(seconds)
         dev_times[pipeline][model_name].append(dev_seconds)
         dev_losses[pipeline][model_name].append(dev_loss)
         if pipeline in VARIANTS or (pipeline == "plain" and args.variants):
-            # Untimed: the dev loss of the weights after the epoch in eager fp32 with the same noise eps for every
-            # pipeline, so that the variants' losses differ from plain's only by what their training did (the
-            # timed dev pass of torch.compile draws eps from another generator; bf16's computes in bf16).
+            # Untimed: the dev loss of the weights after the epoch, in fp32 with the same noise for every pipeline:
+            # how much the variant's training changed the result (its own dev pass computes in bf16 for bf16).
             with torch.random.fork_rng():
                 torch.manual_seed(cfg.seed)
-                eager = getattr(model, "_orig_mod", model)
-                fp32_losses[pipeline][model_name].append(
-                    dev_pass(eager, batches(x_dev, cfg.data.eval_batch_size))[1])
+                fp32_losses[pipeline][model_name].append(dev_pass(model, batches(x_dev, cfg.data.eval_batch_size))[1])
         if pipeline == "plain" and args.variants:  # the same dev pass in batches of 10,000 (time only)
             eval_batch[10_000][model_name].append(dev_pass(model, batches(x_dev, 10_000))[0])
         print(f"round {round_ + 1}/{rounds}  {model_name:16} {pipeline:13} {seconds:8.3f} s  "
