@@ -203,9 +203,9 @@ def test_figures_are_deterministic_and_leave_the_random_stream_alone(datamodule,
 def test_bad_settings_are_one_clear_error():
     from vae.errors import UserError
 
-    with pytest.raises(UserError, match="plots.grid_size=0 must be a whole number of at least 1"):
+    with pytest.raises(UserError, match=r"plots.grid_size=0 is not valid: plots.grid_size must be a positive integer"):
         plots.check_settings({**PLOTS, "grid_size": 0})
-    with pytest.raises(UserError, match="plots.interpolation_steps=1"):
+    with pytest.raises(UserError, match="plots.interpolation_steps=1 is not valid: .* at least 2"):
         plots.check_settings({**PLOTS, "interpolation_steps": 1})
     with pytest.raises(UserError, match="plots.every_n_epochs=-1"):
         plots.TensorBoardFigures({**PLOTS, "every_n_epochs": -1})

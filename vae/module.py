@@ -21,6 +21,8 @@ class LatentModel(L.LightningModule):
         super().__init__()
         self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
         self.latent_dim, self.lr = latent_dim, lr
+        self._totals: dict[str, tuple[torch.Tensor, int]] = {}  # stage: (sums of the terms, images) this epoch
+        self._names: dict[str, list[str]] = {}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Loss terms per image: {"rec": (B,), ..., "loss": (B,)}."""
@@ -34,23 +36,57 @@ class LatentModel(L.LightningModule):
         """The mean of p(x | z): the decoder's mean image."""
         return self.likelihood.mean(self.decoder(z))
 
-    def _step(self, batch, stage: str) -> torch.Tensor:
+    def logged_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The per-image values whose epoch means are logged: the loss terms (the VAE adds beta)."""
+        return self(x)
+
+    def _step(self, batch, batch_idx: int, stage: str) -> torch.Tensor:
         x, _ = batch
-        # Per image sums (see vae/losses.py), then the mean over the batch.
-        terms = {name: value.mean() for name, value in self(x).items()}
-        self.log_dict({f"{stage}/{name}": value for name, value in terms.items()},
-                      on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=len(x),
-                      sync_dist=True)  # DDP: the mean over all processes (a no-op in one process)
-        return terms["loss"]
+        terms = self.logged_terms(x)  # per image sums (see vae/losses.py): {"rec": (B,), ..., "loss": (B,)}
+        # The epoch's metric is the mean over its images: add up sums and counts here, as tensors (no
+        # device sync, no logging call per step), and log the means once, at the end of the epoch.
+        sums = torch.stack([value.detach().sum() for value in terms.values()])
+        totals = self._totals.get(stage)
+        self._totals[stage] = (sums, len(x)) if totals is None else (totals[0] + sums, totals[1] + len(x))
+        self._names[stage] = list(terms)
+        if stage == "train" and (self.trainer.is_last_batch or batch_idx + 1 == self.trainer.num_training_batches):
+            # logged from the epoch's last step, so the callbacks' on_train_epoch_end see it
+            self._log_epoch("train")
+        return terms["loss"].mean()  # the loss of the batch: the mean over its images
+
+    def _log_epoch(self, stage: str) -> None:
+        """Logs the epoch's means of the terms as <stage>/<name>; with DDP, over all processes' images."""
+        if stage not in self._totals:
+            return
+        sums, count = self._totals.pop(stage)
+        count = torch.tensor(float(count), device=sums.device)
+        sums, count = (self.trainer.strategy.reduce(t, reduce_op="sum") for t in (sums, count))
+        self.log_dict({f"{stage}/{name}": value for name, value in zip(self._names[stage], sums / count)},
+                      on_step=False, on_epoch=True, prog_bar=stage != "test")
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        return self._step(batch, batch_idx, "train")
 
     def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+        self._step(batch, batch_idx, "val")
 
     def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
+        self._step(batch, batch_idx, "test")
+
+    def on_train_epoch_start(self):  # an interrupted epoch's sums must not carry over
+        self._totals.pop("train", None)
+
+    def on_validation_epoch_start(self):
+        self._totals.pop("val", None)
+
+    def on_test_epoch_start(self):
+        self._totals.pop("test", None)
+
+    def on_validation_epoch_end(self):
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self):
+        self._log_epoch("test")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
@@ -106,10 +142,6 @@ class VAE(LatentModel):
         warmup_steps = self.kl_warmup_epochs * self.trainer.num_training_batches
         return self.beta * min(1.0, self.global_step / warmup_steps)
 
-    def training_step(self, batch, batch_idx):
-        self.log("train/beta", self.kl_weight(), on_step=False, on_epoch=True, batch_size=len(batch[0]))
-        return super().training_step(batch, batch_idx)
-
     def forward(self, x, eps=None):
         mu, log_sigma_squared = self.posterior(x)
         # Reparameterisation: z = mu + sigma * eps, eps ~ N(0, I), so gradients flow into mu and sigma.
@@ -119,3 +151,9 @@ class VAE(LatentModel):
         rec = self.likelihood.nll(x, x_hat)         # -log p(x | z), summed over pixels
         kl = kl_divergence(mu, log_sigma_squared)   # KL(q(z | x) || N(0, I)), summed over latent dims
         return {"rec": rec, "kl": kl, "loss": rec + self.kl_weight() * kl}
+
+    def logged_terms(self, x):
+        terms = self(x)
+        if self.training and self.kl_warmup_epochs > 0:  # train/beta: its mean over the epoch's steps
+            terms["beta"] = torch.full_like(terms["kl"], self.kl_weight())
+        return terms

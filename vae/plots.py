@@ -343,7 +343,7 @@ def learning_curves(history: list[dict], model) -> Figure:
 
 def check_settings(plots) -> dict:
     """The figure settings of a `plots` config block, checked by the rules of vae/config.py."""
-    validate(OmegaConf.create({"plots": {key: plots[key] for key in SETTINGS}}))
+    validate(OmegaConf.create({"plots": {key: value for key, value in dict(plots).items() if key != "pdf"}}))
     return {key: plots[key] for key in SETTINGS}
 
 
