@@ -43,7 +43,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from vae.data import DATA_DIR_ENV, FILES, read_idx
+from vae.data import DATA_DIR_ENV, FILES, read_idx, split_indices
 from vae.errors import UserError, exit_on_user_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -309,8 +309,8 @@ def main(argv: list[str] | None = None) -> dict:
     from torchvision import transforms
 
     mnist = torchvision.datasets.MNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
-    order = torch.randperm(len(mnist), generator=torch.Generator().manual_seed(cfg0.data.split_seed))
-    train_index, dev_index = order[:-dev_size][:len(x_train)], order[-dev_size:][:len(x_dev)]
+    train_index, dev_index = split_indices(len(mnist), dev_size, cfg0.data.split_seed)
+    train_index, dev_index = train_index[:len(x_train)], dev_index[:len(x_dev)]  # --quick keeps a few
     if not torch.equal(mnist.data[train_index[:256]].float().div(255), x_train[:256, 0]):
         raise RuntimeError("vae/data.py splits train and dev differently from this benchmark: update vae/bench.py")
     # pytorch/examples/vae: DataLoader(batch_size=128, shuffle=True), and its test loader the same batch size.

@@ -91,6 +91,12 @@ def load_split(raw: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return images.unsqueeze(1).float().div_(255), labels.long()
 
 
+def split_indices(n: int, dev_size: int, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, dev) indices of the n training-file images: a fixed permutation from split_seed, dev its last dev_size."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    return order[:-dev_size], order[-dev_size:]
+
+
 def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each pixel 1 with probability its grey level, else 0."""
     return torch.bernoulli(x, generator=generator)
@@ -176,8 +182,7 @@ class MNISTDataModule(L.LightningDataModule):
         if not 0 < self.dev_size < len(x):
             raise UserError(f"data.dev_size={self.dev_size} must be between 1 and {len(x) - 1}: "
                             f"the training file holds {len(x)} images and both train and dev need some")
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.split_seed))
-        train, dev = order[:-self.dev_size], order[-self.dev_size:]
+        train, dev = split_indices(len(x), self.dev_size, self.split_seed)
         self.splits = {"train": (x[train], y[train]), "dev": (x[dev], y[dev]),
                        "test": load_split(self.raw_dir, "test")}
         if self.binarize:
