@@ -5,12 +5,33 @@ p(x | z); they differ in the projections and the loss. Logged per epoch, for tra
 `rec` = -log p(x | z) (nats per image), `kl` (VAE only) and `loss`.
 """
 
+import ctypes
+import os
+
 import lightning as L
 import torch
 from torch import nn
 
 from vae.checkpoints import CHECKPOINT_FORMAT, check_checkpoint
 from vae.losses import kl_divergence
+
+FUSED_ADAM_DEVICES = ("cpu", "cuda", "mps", "xpu")  # where torch has the fused Adam kernel
+
+
+def skip_failing_nvml_check() -> None:
+    """Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (find GPUs through NVIDIA's library, so that the
+    check does not initialise CUDA before DDP forks). Adam.step asks torch.cuda.is_available() at every step; with
+    a CUDA build of torch (pip's default on Linux) on a machine without NVIDIA's driver, each of those calls then
+    loads libnvidia-ml, fails and falls back to the ordinary check: 0.1 ms per step for nothing. Without the
+    library both checks give the same answer, so the variable is dropped."""
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1":
+        try:
+            ctypes.CDLL("libnvidia-ml.so.1")
+        except OSError:
+            del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+
+
+skip_failing_nvml_check()
 
 
 class LatentModel(L.LightningModule):
@@ -89,7 +110,11 @@ class LatentModel(L.LightningModule):
         self._log_epoch("test")
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        # fused: one kernel updates every parameter, instead of about ten tensor operations per parameter tensor;
+        # the same Adam up to rounding, and a third faster training steps on a 2-core CPU (vae/bench.py).
+        parameters = list(self.parameters())
+        fused = all(p.device.type in FUSED_ADAM_DEVICES for p in parameters) or None
+        return torch.optim.Adam(parameters, lr=self.lr, fused=fused)
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["vae_lab_format"] = CHECKPOINT_FORMAT
