@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 
-FIELDS = {"quick", "command", "data", "machine", "settings", "epoch", "goal", "eval", "memory", "startup",
+FIELDS = {"quick", "command", "data", "machine", "settings", "epoch", "goal", "steps", "eval", "memory", "startup",
           "variants", "sweep"}
 PIPELINES, MODELS = ("plain", "project", "torchvision"), ("bernoulli_400_20", "lab")
 
@@ -33,6 +33,10 @@ def test_quick_run_writes_every_field(tiny_mnist, tmp_path):
             assert entry["ratio_to_plain"] > 0 and len(entry["rounds"]) == 1
             assert report["eval"]["dev_pass_seconds"][pipeline][model]["median"] > 0
     for model in MODELS:
+        for kind in ("project", "lightning"):  # the training steps, each against an interleaved plain step
+            steps = report["steps"][kind][model]
+            assert steps["steps"] >= 1 and steps["ms"] > 0 and steps["plain_ms"] > 0, (kind, model, steps)
+            assert steps["ratio"] == pytest.approx(steps["ms"] / steps["plain_ms"]) and steps["ratio_median_of_pairs"] > 0
         assert report["eval"]["iw"][model]["images_per_second"] > 0
         assert set(report["goal"]["models"][model]) == {"project_over_plain", "torchvision_over_project", "holds"}
     assert report["memory"]["peak_rss_mib"] > 0

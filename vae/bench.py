@@ -14,7 +14,10 @@ from the same initial weights, for three pipelines, in rounds that rotate their 
 
 for two models: `bernoulli_400_20` (pytorch/examples' 784-400-20 Bernoulli VAE) and `lab` (the default config).
 The table gives the median seconds per epoch, their range (min, max) over the rounds, and the ratio to `plain`;
-the goal is project <= 1.10 x plain and torchvision >= 1.4 x project. Then: the dev pass alone, the
+the goal is project <= 1.10 x plain and torchvision >= 1.4 x project. All three use the model's own optimiser
+(`configure_optimizers`: fused Adam). Then the training steps alone, measured step by step against interleaved
+plain steps (precise where whole epochs drift), for the project's Trainer and for Lightning's Trainer without
+logger, callbacks or checkpoints: how much of the difference is Lightning's. Then: the dev pass alone, the
 throughput of the importance-weighted evaluation (vae/evaluate.py, K = 1000), the peak memory of this process,
 and the start-up of `python train.py` to its first training step. Everything runs on the CPU, with torch's
 default threads unless --threads is given. The JSON (--json, default bench.json) holds the same numbers and
@@ -28,6 +31,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 import platform
 import resource
@@ -93,6 +97,47 @@ class EpochTimer(L.Callback):
 
     def on_train_end(self, trainer, pl_module):
         self.seconds = time.perf_counter() - self.start
+
+
+class PairedSteps(L.Callback):
+    """Times the Trainer's training steps against plain ones, interleaved step by step: before each of the
+    Trainer's steps it runs one step of the plain loop (its own model and optimiser, built from the same config,
+    on a batch of the same tensor) and times it; the Trainer's step is the time from one batch start to the next
+    less that plain step. A drift of the machine falls on both alike, so the ratio holds to about a percent,
+    where epoch times move by 10-20 % between rounds. The first `skip` steps (warm-up) are left out."""
+
+    def __init__(self, model, x: torch.Tensor, batch_size: int, clip: float | None, skip: int = 10):
+        self.model, self.x, self.batch_size, self.clip, self.skip = model, x, batch_size, clip, skip
+        self.optimiser = model.configure_optimizers()
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.order = torch.randperm(len(x))
+        self.plain: list[float] = []    # seconds of each plain step
+        self.trainer: list[float] = []  # seconds from a batch start to the next, the plain step excluded
+        self.last = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        now = time.perf_counter()
+        if self.last is not None:
+            self.trainer.append(now - self.last)
+        start = now
+        i = batch_idx % math.ceil(len(self.x) / self.batch_size) * self.batch_size
+        with torch.enable_grad():
+            self.model.train()
+            loss = self.model(self.x[self.order[i:i + self.batch_size]])["loss"].mean()
+            self.optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.clip:
+                torch.nn.utils.clip_grad_norm_(self.parameters, self.clip)
+            self.optimiser.step()
+        self.last = time.perf_counter()
+        self.plain.append(self.last - start)
+
+    def result(self) -> dict:
+        skip = min(self.skip, len(self.trainer) // 2)
+        plain, steps = self.plain[skip:len(self.trainer)], self.trainer[skip:]
+        return {"steps": len(steps), "plain_ms": 1000 * sum(plain) / len(plain), "ms": 1000 * sum(steps) / len(steps),
+                "ratio": sum(steps) / sum(plain),
+                "ratio_median_of_pairs": statistics.median(t / p for t, p in zip(steps, plain))}
 
 
 def find_data(given: str | None, tmp: Path) -> tuple[Path, str]:
@@ -212,6 +257,11 @@ def table(r: dict) -> str:
     if r["variants"]["skipped"]:
         lines.append(f"variants: skipped ({r['variants']['skipped']})")
 
+    lines += ["", "training steps alone, each interleaved with a plain step (PairedSteps): ms per step, x plain"]
+    for model, e in r["steps"]["project"].items():
+        b = r["steps"]["lightning"][model]
+        lines.append(f"  {model:18} plain {e['plain_ms']:6.2f}  project {e['ms']:6.2f} ({e['ratio']:.3f} x)  "
+                     f"Lightning's Trainer alone {b['ms']:6.2f} ({b['ratio']:.3f} x, plain {b['plain_ms']:.2f})")
     lines += ["", "evaluation: seconds of one dev pass (inside the epochs above), median"]
     for pipeline, entries in r["eval"]["dev_pass_seconds"].items():
         lines.append(f"  {pipeline:14} " + "  ".join(f"{k} {v['median']:.3f}" for k, v in entries.items() if v))
@@ -402,6 +452,30 @@ def main(argv: list[str] | None = None) -> dict:
             e["first_epoch_seconds"] = compile_first[model_name] if pipeline == "plain_compile" else None
         return e
 
+    # Step by step: the project's Trainer, and Lightning's Trainer alone (no logger, callbacks, checkpoints or
+    # model summary; the same module, data and clipping), each interleaved with plain steps (PairedSteps).
+    steps = {"project": {}, "lightning": {}}
+    for model_name, cfg in cfgs.items():
+        for which in steps:
+            torch.manual_seed(cfg.seed)
+            pair = PairedSteps(instantiate(cfg.model), x_train, cfg.batch_size, cfg.gradient_clip_val)
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if which == "project":
+                    cfg.paths.output_dir = str(tmp / "runs" / model_name / "paired")
+                    _, model, trainer = train.build(cfg)
+                    trainer.callbacks += [pair, EpochTimer()]  # EpochTimer stops the fit after one epoch
+                else:
+                    model = instantiate(cfg.model)
+                    trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, callbacks=[pair],
+                                        enable_checkpointing=False, enable_progress_bar=False,
+                                        enable_model_summary=False, num_sanity_val_steps=0,
+                                        gradient_clip_val=cfg.gradient_clip_val, gradient_clip_algorithm="norm")
+                trainer.fit(model, datamodule=datamodule)
+            steps[which][model_name] = pair.result()
+            print(f"steps interleaved with plain ones, {model_name:16} {which:9} {steps[which][model_name]['ratio']:.3f} x",
+                  file=sys.stderr, flush=True)
+
     # Importance-weighted evaluation: vae/evaluate.py's metrics at K = 1000 on a few hundred dev images
     # (fresh weights: the time does not depend on them).
     iw = {}
@@ -481,6 +555,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "gradient_clip_val": cfg0.gradient_clip_val, "seed": cfg0.seed, "models": MODELS},
         "epoch": epochs,
         "goal": {**GOAL, "models": goal_models, "holds": all(g["holds"] for g in goal_models.values())},
+        "steps": steps,
         "eval": {"dev_pass_seconds": {p: {m: stats(dev_times[p][m]) for m in MODELS} for p in PIPELINES}, "iw": iw},
         "memory": {"peak_rss_mib": peak_rss_mib},
         "startup": {"first_step_seconds": stats(first_steps) if not startup_error else None, "error": startup_error,
