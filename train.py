@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vae.config import check_choices, validate
 from vae.errors import UserError, exit_on_user_error, find_user_error
+from vae.runs import update_metrics
 
 log = logging.getLogger("train")
 
@@ -145,13 +146,7 @@ def record_failure(run_dir: Path, error: Exception) -> str:
     run_dir.mkdir(parents=True, exist_ok=True)
     if found is None:
         (run_dir / "traceback.txt").write_text("".join(traceback.format_exception(error)))
-    path = run_dir / "metrics.json"
-    try:
-        metrics = json.loads(path.read_text()) if path.is_file() else {}
-    except ValueError:
-        metrics = {}
-    metrics.update(status="failed", error=message)
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    update_metrics(run_dir, {"status": "failed", "error": message})
     return message
 
 

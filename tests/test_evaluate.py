@@ -219,7 +219,8 @@ def test_command_line_errors_are_one_line(bernoulli_run, tmp_path, capsys):
     for argv, message in (([str(tmp_path)], "is not a run of train.py"),
                           ([str(run_dir), "samples=5"], "unknown setting 'samples'"),
                           ([str(run_dir), "iw_samples=many"], "iw_samples='many' is not a valid int"),
-                          ([str(run_dir), "split=train"], "split='train' is not known")):
+                          ([str(run_dir), "split=train"], "eval.split='train' is not valid: eval.split must be test or dev"),
+                          ([str(run_dir), "iw_samples=0"], "eval.iw_samples=0 is not valid")):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         err = capsys.readouterr().err

@@ -20,7 +20,6 @@ ELBO; the bound tightens as K grows and reaches log p(x) as K -> infinity. The E
 of the expected reconstruction term) and kl in closed form.
 """
 
-import json
 import math
 import sys
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from vae.config import validate
 from vae.errors import UserError, exit_on_user_error
 from vae.losses import BernoulliLikelihood, kl_per_dim
 
@@ -95,8 +95,6 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 100, chunk_size: int = 81
     log_likelihood (IW bound with K = iw_samples), elbo = -(elbo_rec + elbo_kl), active_units,
     kl_per_dim, and for the Bernoulli likelihood bits_per_dim = -log_likelihood / (D ln 2).
     """
-    if iw_samples < 1 or chunk_size < 1:
-        raise UserError(f"iw_samples={iw_samples} and chunk_size={chunk_size} must be at least 1")
     model.eval()
     device = next(model.parameters()).device
     x = x.to(device)
@@ -132,8 +130,6 @@ def evaluate_split(model, datamodule, split: str = "test", iw_samples: int = 100
                    seed: int = 0) -> dict:
     """`evaluate` on a split of a set-up data module, as metrics.json keys: `test/...`, with `iw_samples`
     (K) and `eval_seconds`, or for split=dev `val/...`, with `val/iw_samples` and `val/eval_seconds`."""
-    if split not in SPLITS:
-        raise UserError(f"split={split!r} is not known; choose test or dev")
     start = time.perf_counter()
     x, _ = datamodule.splits[split]
     metrics = evaluate(model, x, iw_samples, chunk_size, seed)
@@ -197,12 +193,13 @@ def eval_settings(cfg, overrides: dict[str, str]) -> dict:
             settings[key] = type(settings[key])(value)
         except ValueError:
             raise UserError(f"{key}={value!r} is not a valid {type(settings[key]).__name__} ({USAGE})") from None
+    validate(OmegaConf.create({"eval": settings}))  # the rules train.py checks eval.* with (vae/config.py)
     return settings
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> dict:
-    from vae.runs import load_run
+    from vae.runs import load_run, update_metrics
 
     path, overrides = parse_arguments(sys.argv[1:] if argv is None else argv)
     run = load_run(path)
@@ -210,11 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
     datamodule = run.datamodule()
     metrics = evaluate_split(run.model, datamodule, seed=run.cfg.get("seed", 0), **settings)
     print(summary(metrics, settings["split"], len(datamodule.splits[settings["split"]][0])))
-    metrics_path = run.dir / "metrics.json"
-    merged = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    merged.update(metrics)
-    metrics_path.write_text(json.dumps(merged, indent=2) + "\n")
-    print(f"-> {metrics_path}")
+    print(f"-> {update_metrics(run.dir, metrics)}")
     return metrics
 
 

@@ -6,14 +6,17 @@ The tools that work from a run without retraining (plots, evaluation, comparison
     run.model, run.cfg, run.dir, run.checkpoint
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vae.checkpoints import check_checkpoint
 from vae.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where it is needed: update_metrics serves train.py's error path, before it
+    import torch
 
 
 @dataclass
@@ -21,7 +24,7 @@ class Run:
     dir: Path
     checkpoint: Path
     cfg: DictConfig
-    model: torch.nn.Module
+    model: "torch.nn.Module"
 
     def datamodule(self, **overrides):
         """The run's data module (set up), with config values replaced by `overrides`."""
@@ -60,8 +63,23 @@ def load_config(run_dir: Path) -> DictConfig:
     return cfg
 
 
+def update_metrics(run_dir: Path, values: dict) -> Path:
+    """Adds `values` to the run's metrics.json, keeping the keys it already holds (a damaged file is replaced)."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        metrics = {}
+    metrics.update(values)
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return path
+
+
 def load_run(path: str | Path) -> Run:
+    import torch
     from hydra.utils import instantiate
+
+    from vae.checkpoints import check_checkpoint
 
     run_dir, checkpoint = find_checkpoint(Path(path))
     cfg = load_config(run_dir)
