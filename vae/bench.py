@@ -107,7 +107,7 @@ class PairedSteps(L.Callback):
     where epoch times move by 10-20 % between rounds. The first `skip` steps (warm-up) are left out."""
 
     def __init__(self, model, x: torch.Tensor, batch_size: int, clip: float | None, skip: int = 10):
-        self.model, self.x, self.batch_size, self.clip, self.skip = model, x, batch_size, clip, skip
+        self.model, self.x, self.batch_size, self.clip, self.skip = model.train(), x, batch_size, clip, skip
         self.optimiser = model.configure_optimizers()
         self.parameters = [p for p in model.parameters() if p.requires_grad]
         self.order = torch.randperm(len(x))
@@ -119,18 +119,11 @@ class PairedSteps(L.Callback):
         now = time.perf_counter()
         if self.last is not None:
             self.trainer.append(now - self.last)
-        start = now
         i = batch_idx % math.ceil(len(self.x) / self.batch_size) * self.batch_size
         with torch.enable_grad():
-            self.model.train()
-            loss = self.model(self.x[self.order[i:i + self.batch_size]])["loss"].mean()
-            self.optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.clip:
-                torch.nn.utils.clip_grad_norm_(self.parameters, self.clip)
-            self.optimiser.step()
+            plain_step(self.model, self.optimiser, self.parameters, self.x[self.order[i:i + self.batch_size]], self.clip)
         self.last = time.perf_counter()
-        self.plain.append(self.last - start)
+        self.plain.append(self.last - now)
 
     def result(self) -> dict:
         skip = min(self.skip, len(self.trainer) // 2)
@@ -186,6 +179,17 @@ def dev_pass(model, dev_batches, bf16: bool = False, forward=None) -> tuple[floa
     return time.perf_counter() - start, total / n
 
 
+def plain_step(forward, optimiser, parameters: list, x: torch.Tensor, clip: float | None, bf16: bool = False) -> None:
+    """One training step of the hand-written loop: the batch's mean loss, backward, clipping, the optimiser."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = forward(x)["loss"].mean()
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(parameters, clip)  # what gradient_clip_val does in Lightning
+    optimiser.step()
+
+
 def epoch(model, optimiser, train_batches, dev_batches, clip: float | None, bf16: bool = False, forward=None):
     """One epoch of a hand-written loop (plain and torchvision): (seconds, dev pass seconds, dev loss)."""
     start = time.perf_counter()
@@ -193,13 +197,7 @@ def epoch(model, optimiser, train_batches, dev_batches, clip: float | None, bf16
     forward = forward or model
     parameters = [p for p in model.parameters() if p.requires_grad]
     for x in train_batches:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = forward(x)["loss"].mean()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(parameters, clip)  # what gradient_clip_val does in Lightning
-        optimiser.step()
+        plain_step(forward, optimiser, parameters, x, clip, bf16)
     dev_seconds, dev_loss = dev_pass(model, dev_batches, bf16, forward)
     return time.perf_counter() - start, dev_seconds, dev_loss
 
@@ -465,12 +463,11 @@ def main(argv: list[str] | None = None) -> dict:
                     cfg.paths.output_dir = str(tmp / "runs" / model_name / "paired")
                     _, model, trainer = train.build(cfg)
                     trainer.callbacks += [pair, EpochTimer()]  # EpochTimer stops the fit after one epoch
-                else:
+                else:  # the config's Trainer (its clipping, its CPU) with nothing added
                     model = instantiate(cfg.model)
-                    trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, callbacks=[pair],
-                                        enable_checkpointing=False, enable_progress_bar=False,
-                                        enable_model_summary=False, num_sanity_val_steps=0,
-                                        gradient_clip_val=cfg.gradient_clip_val, gradient_clip_algorithm="norm")
+                    trainer = instantiate(cfg.trainer, max_epochs=1, logger=False, callbacks=[pair],
+                                          enable_checkpointing=False, enable_progress_bar=False,
+                                          enable_model_summary=False)
                 trainer.fit(model, datamodule=datamodule)
             steps[which][model_name] = pair.result()
             print(f"steps interleaved with plain ones, {model_name:16} {which:9} {steps[which][model_name]['ratio']:.3f} x",
