@@ -42,8 +42,7 @@ class LatentModel(L.LightningModule):
         super().__init__()
         self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
         self.latent_dim, self.lr = latent_dim, lr
-        self._totals: dict[str, tuple[torch.Tensor, int]] = {}  # stage: (sums of the terms, images) this epoch
-        self._names: dict[str, list[str]] = {}
+        self._totals: dict[str, tuple[list[str], torch.Tensor, int]] = {}  # stage: (names, sums, images) this epoch
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Loss terms per image: {"rec": (B,), ..., "loss": (B,)}."""
@@ -67,9 +66,8 @@ class LatentModel(L.LightningModule):
         # The epoch's metric is the mean over its images: add up sums and counts here, as tensors (no
         # device sync, no logging call per step), and log the means once, at the end of the epoch.
         sums = torch.stack([value.detach().sum() for value in terms.values()])
-        totals = self._totals.get(stage)
-        self._totals[stage] = (sums, len(x)) if totals is None else (totals[0] + sums, totals[1] + len(x))
-        self._names[stage] = list(terms)
+        names, total, count = self._totals.get(stage) or (list(terms), 0, 0)
+        self._totals[stage] = (names, total + sums, count + len(x))
         if stage == "train" and (self.trainer.is_last_batch or batch_idx + 1 == self.trainer.num_training_batches):
             # logged from the epoch's last step, so the callbacks' on_train_epoch_end see it
             self._log_epoch("train")
@@ -79,10 +77,10 @@ class LatentModel(L.LightningModule):
         """Logs the epoch's means of the terms as <stage>/<name>; with DDP, over all processes' images."""
         if stage not in self._totals:
             return
-        sums, count = self._totals.pop(stage)
+        names, sums, count = self._totals.pop(stage)
         count = torch.tensor(float(count), device=sums.device)
         sums, count = (self.trainer.strategy.reduce(t, reduce_op="sum") for t in (sums, count))
-        self.log_dict({f"{stage}/{name}": value for name, value in zip(self._names[stage], sums / count)},
+        self.log_dict({f"{stage}/{name}": value for name, value in zip(names, sums / count)},
                       on_step=False, on_epoch=True, prog_bar=stage != "test")
 
     def training_step(self, batch, batch_idx):
