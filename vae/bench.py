@@ -9,7 +9,7 @@ plus one pass over the dev split (10,000 images, no gradients): what every epoch
 from the same initial weights, for three pipelines, in rounds that rotate their order:
 
     plain        the split as one float tensor, torch.randperm, index slices, the project's model and loss
-    project      train.build(cfg) and trainer.fit, as train.py runs it: callbacks, TensorBoard, checkpoints
+    project      vae.training.build(cfg) and trainer.fit, as train.py runs it: callbacks, TensorBoard, checkpoints
     torchvision  torchvision's MNIST dataset + DataLoader (batch 128, no workers), as pytorch/examples/vae
 
 for two models: `bernoulli_400_20` (pytorch/examples' 784-400-20 Bernoulli VAE) and `lab` (the default config).
@@ -18,7 +18,7 @@ the goal is project <= 1.10 x plain and torchvision >= 1.4 x project. All three 
 (`configure_optimizers`: fused Adam). Then the training steps alone, measured step by step against interleaved
 plain steps (precise where whole epochs drift), for the project's Trainer and for Lightning's Trainer without
 logger, callbacks or checkpoints: how much of the difference is Lightning's. Then: the dev pass alone, the
-throughput of the importance-weighted evaluation (vae/evaluate.py, K = 1000), the peak memory of this process,
+throughput of the importance-weighted evaluation (vae/evaluation.py, K = 1000), the peak memory of this process,
 and the start-up of `python train.py` to its first training step. Everything runs on the CPU, with torch's
 default threads unless --threads is given. The JSON (--json, default bench.json) holds the same numbers and
 every field even for a part that was skipped (null, with the reason).
@@ -26,7 +26,6 @@ every field even for a part that was skipped (null, with the reason).
 Without MNIST files the data are random pixels in MNIST's layout: the time of an epoch does not depend on them.
 """
 
-import argparse
 import contextlib
 import io
 import json
@@ -48,6 +47,8 @@ import lightning as L
 import torch
 
 from vae.data import DATA_DIR_ENV, FILES, read_idx, split_indices
+from vae.cli import parser as cli_parser
+from vae.config import CONF_DIR
 from vae.errors import UserError, exit_on_user_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -294,7 +295,7 @@ def table(r: dict) -> str:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m vae.bench", description=__doc__.split("\n\n")[0])
+    parser = cli_parser("bench", __doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, help="rounds of every pipeline (default 5; 2 with --quick)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
     parser.add_argument("--data", help="folder holding MNIST/raw/ (default: $VAE_DATA_DIR or ../shared/data, "
@@ -315,14 +316,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    sys.path.insert(0, str(ROOT))
     import hydra
     from hydra.utils import instantiate
 
-    import train
-    from vae.evaluate import evaluate
+    from vae.evaluation import evaluate
+    from vae.training import build, quiet_lightning
 
-    train.quiet_lightning()
+    quiet_lightning()
     for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: False" and the like, at every fit
         logging.getLogger(name).setLevel(logging.WARNING)
     tmp_dir = tempfile.TemporaryDirectory(prefix="vae-bench-")
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"data: {kind} ({root}); timing does not depend on pixel values; torch threads: {torch.get_num_threads()}",
           flush=True)
 
-    with hydra.initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3", job_name="bench"):
+    with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="bench"):
         cfgs = {name: hydra.compose("config", overrides=[*common, *overrides]) for name, overrides in MODELS.items()}
     cfg0 = next(iter(cfgs.values()))
 
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> dict:
             cfg.paths.output_dir = str(tmp / "runs" / model_name / str(round_))
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # its model summary, hints
                 warnings.simplefilter("ignore")
-                _, model, trainer = train.build(cfg)
+                _, model, trainer, _ = build(cfg)
                 timer = EpochTimer()
                 trainer.callbacks.append(timer)
                 trainer.fit(model, datamodule=datamodule)
@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> dict:
                 warnings.simplefilter("ignore")
                 if which == "project":
                     cfg.paths.output_dir = str(tmp / "runs" / model_name / "paired")
-                    _, model, trainer = train.build(cfg)
+                    _, model, trainer, _ = build(cfg)
                     trainer.callbacks += [pair, EpochTimer()]  # EpochTimer stops the fit after one epoch
                 else:  # the config's Trainer (its clipping, its CPU) with nothing added
                     model = instantiate(cfg.model)
@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"steps interleaved with plain ones, {model_name:16} {which:9} {steps[which][model_name]['ratio']:.3f} x",
                   file=sys.stderr, flush=True)
 
-    # Importance-weighted evaluation: vae/evaluate.py's metrics at K = 1000 on a few hundred dev images
+    # Importance-weighted evaluation: vae/evaluation.py's metrics at K = 1000 on a few hundred dev images
     # (fresh weights: the time does not depend on them).
     iw = {}
     for model_name, cfg in cfgs.items():

@@ -1,65 +1,14 @@
-"""Callbacks: the per-epoch record of the losses (`history.csv`, a summary line) and the guard against a non-finite loss."""
+"""Lightning callbacks of a run besides the history (vae/history.py) and the checkpoints' random state
+(vae/checkpoints.py): the guard against a non-finite loss, and the figures in TensorBoard."""
 
-import csv
-import logging
 import math
-import time
 from collections import deque
-from pathlib import Path
 
 import lightning as L
+from omegaconf import OmegaConf
 
 from vae.errors import UserError
-
-log = logging.getLogger(__name__)
-
-
-class History(L.Callback):
-    """Writes train and val metrics of every epoch to `history.csv` (the data of the learning curves).
-
-    With `print_summary` (on when the progress bar is off, as in CI logs) it also prints one line per epoch.
-    """
-
-    def __init__(self, path: str, print_summary: bool = False):
-        self.path = Path(path)
-        self.print_summary = print_summary
-        self.rows: list[dict] = []
-        self._start = 0.0
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking:
-            return
-        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()
-                   if name.split("/")[0] in ("train", "val")}
-        row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
-               "seconds": round(time.perf_counter() - self._start, 3), **dict(sorted(metrics.items()))}
-        self.rows.append(row)
-        if trainer.is_global_zero:
-            self.write()
-            if self.print_summary:
-                shown = "  ".join(f"{name} {value:.2f}" for name, value in sorted(metrics.items()))
-                log.info(f"epoch {row['epoch']}/{trainer.max_epochs}  {shown}  ({row['seconds']:.1f} s)")
-
-    def write(self) -> None:
-        names = list(dict.fromkeys(name for row in self.rows for name in row))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=names, restval=math.nan)
-            writer.writeheader()
-            writer.writerows(self.rows)
-
-    def best(self, monitor: str = "val/loss") -> dict:
-        """The epoch row with the lowest `monitor`: the epoch of the best checkpoint."""
-        return min((row for row in self.rows if monitor in row), key=lambda row: row[monitor])
-
-    def state_dict(self) -> dict:
-        return {"rows": self.rows}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.rows = list(state_dict["rows"])
+from vae.history import History
 
 
 class FiniteLoss(L.Callback):
@@ -80,3 +29,31 @@ class FiniteLoss(L.Callback):
             f"the last finite losses: {last}. Lower the learning rate (lr={pl_module.lr}) and keep gradient "
             f"clipping on (gradient_clip_val={trainer.gradient_clip_val}), then train again; "
             "checkpoints/last.ckpt from the last finished epoch is intact")
+
+
+class TensorBoardFigures(L.Callback):
+    """Sends the figures of vae/figures.py to TensorBoard's image tab (tags figures/<name>) every
+    `plots.every_n_epochs` epochs and after the last one, on rank zero, so the manifold can be watched as it forms."""
+
+    def __init__(self, plots, seed: int = 0):
+        from vae.figures import check_settings
+
+        self.plots = OmegaConf.to_container(plots, resolve=True) if OmegaConf.is_config(plots) else dict(plots)
+        self.every_n_epochs = self.plots["every_n_epochs"]
+        check_settings(self.plots)
+        self.seed = seed
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        epoch = trainer.current_epoch + 1
+        if (not self.every_n_epochs or trainer.sanity_checking or not trainer.is_global_zero
+                or (epoch % self.every_n_epochs and epoch != trainer.max_epochs)):
+            return
+        experiment = getattr(trainer.logger, "experiment", None)
+        datamodule = trainer.datamodule
+        if not hasattr(experiment, "add_image") or not getattr(datamodule, "splits", None):
+            return
+        from vae.figures import figures, to_rgb
+
+        history = next((c.rows for c in trainer.callbacks if isinstance(c, History)), None)
+        for name, fig in figures(pl_module, datamodule, history, self.seed, self.plots).items():
+            experiment.add_image(f"figures/{name}", to_rgb(fig), trainer.global_step, dataformats="HWC")

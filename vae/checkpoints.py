@@ -1,5 +1,6 @@
-"""What makes a checkpoint safe to resume from: written atomically, with the random state, and
-tagged with the config format it was written under."""
+"""What makes a checkpoint safe to resume from and to load alone: written atomically, with the random
+state, tagged with the format it was written in and the model class it holds (its hyperparameters, which
+Lightning saves beside the weights, rebuild the rest: vae/runs.py, `load_model`)."""
 
 import os
 from pathlib import Path
@@ -11,7 +12,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from vae.errors import UserError
 
 # Bump when a change to conf/ or the models makes older checkpoints unloadable.
-CHECKPOINT_FORMAT = 1
+# 2: the model's parts (networks, likelihood, optimiser) are hyperparameters of the checkpoint.
+CHECKPOINT_FORMAT = 2
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -23,12 +25,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
 
-def check_checkpoint(checkpoint: dict, model: torch.nn.Module) -> None:
-    """A clear message, before loading, for a checkpoint of another format or of another model."""
+def check_format(checkpoint: dict) -> None:
+    """A clear message for a checkpoint written by another version of the project."""
     found = checkpoint.get("vae_lab_format")
     if found != CHECKPOINT_FORMAT:
         raise UserError(f"the checkpoint was written by another version of vae-lab (checkpoint format {found}, "
                         f"this version reads {CHECKPOINT_FORMAT}): retrain, or use the version that wrote it")
+
+
+def check_checkpoint(checkpoint: dict, model: torch.nn.Module) -> None:
+    """A clear message, before loading, for a checkpoint of another format or of another model."""
+    check_format(checkpoint)
     saved, own = checkpoint.get("state_dict", {}), model.state_dict()
     for name in sorted(set(saved) | set(own)):
         if name not in own or name not in saved or saved[name].shape != own[name].shape:

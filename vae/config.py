@@ -8,6 +8,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from vae.errors import UserError
 
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # the Hydra configs, beside the package
+
 
 def positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
@@ -36,7 +38,7 @@ RULES = {  # key: (rule, what the rule says)
     "batch_size": (positive_int, "a positive integer (images per step)"),
     "epochs": (positive_int, "a positive integer (passes over the training split)"),
     "seed": (non_negative_int, "a non-negative integer"),
-    "lr": (positive_number, "a positive number (the Adam learning rate)"),
+    "lr": (positive_number, "a positive number (the learning rate of the optimiser)"),
     "beta": (non_negative_number, "a non-negative number (the weight of the KL term)"),
     "gradient_clip_val": (optional(positive_number), "a positive number, or null for no clipping"),
     "likelihood.sigma": (positive_number, "a positive number (the pixel standard deviation)"),
@@ -57,8 +59,13 @@ RULES = {  # key: (rule, what the rule says)
 }
 
 
-def validate(cfg: DictConfig) -> None:
+PLOT_SETTINGS = ("n_samples", "n_reconstructions", "grid_size", "n_interpolations", "interpolation_steps")
+EVAL_SETTINGS = ("split", "iw_samples", "chunk_size")  # the keys of `eval` that python -m vae.evaluate may set
+
+
+def validate(cfg: DictConfig | dict) -> None:
     """Raise a UserError for the first value that breaks its rule (keys absent from cfg are skipped)."""
+    cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     for key, (rule, text) in RULES.items():
         value = OmegaConf.select(cfg, key, default="<absent>")
         if isinstance(value, str) and value == "<absent>":

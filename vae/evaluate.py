@@ -1,211 +1,45 @@
-"""Measure a trained model in nats: the importance-weighted log-likelihood, the ELBO and its terms,
-reconstruction MSE, active units, KL per latent dimension, bits per dimension.
+"""Evaluate a trained run again (the measurement itself: vae/evaluation.py), with more importance samples
+or on the dev split, from its directory or a checkpoint; the numbers are merged into its metrics.json.
 
-    python -m vae.evaluate outputs/2026-11-29/12-00-00                   # the run's eval settings
-    python -m vae.evaluate outputs/2026-11-29/12-00-00 iw_samples=5000   # reference results
-    python -m vae.evaluate path/to/checkpoints/last.ckpt split=dev
-
-train.py calls `evaluate_split` on the best checkpoint at the end of every run (config block `eval`).
-
-The log-likelihood log p(x) = log E_q(z|x)[p(x, z) / q(z|x)] has no closed form; Burda et al.
-(2016) bound it from below with K importance samples z_k ~ q(z | x):
-
-    log p(x) >= E[ log (1/K) sum_k w_k ],    w_k = p(x | z_k) p(z_k) / q(z_k | x)
-
-    log w_k = log p(x | z_k) + log N(z_k; 0, I) - log N(z_k; mu, diag(sigma^2))
-
-computed with logsumexp (the w_k themselves underflow: log w_k is about -100). K = 1 gives the
-ELBO; the bound tightens as K grows and reaches log p(x) as K -> infinity. The ELBO here is
--(rec + kl) with rec = -mean_k log p(x | z_k) over the same K samples (the Monte-Carlo estimate
-of the expected reconstruction term) and kl in closed form.
+    python -m vae.evaluate outputs/2026-11-29/12-00-00                       # the run's eval settings
+    python -m vae.evaluate outputs/2026-11-29/12-00-00 --iw-samples 5000     # reference results
+    python -m vae.evaluate outputs/2026-11-29/12-00-00/checkpoints/last.ckpt --split dev
 """
 
-import math
-import sys
-import time
-from pathlib import Path
+import argparse
 
-import torch
-from omegaconf import OmegaConf
-
-from vae.config import validate
-from vae.errors import UserError, exit_on_user_error
-from vae.losses import BernoulliLikelihood, kl_per_dim
-
-LOG_2PI = math.log(2 * math.pi)
-SPLITS = {"test": "test", "dev": "val"}  # split -> prefix of its keys in metrics.json (as in training)
-ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): unit j is active if Cov_x(E_q[z_j]) > 0.01
-CONFIG = Path(__file__).resolve().parents[1] / "conf" / "config.yaml"
+from vae.cli import parser
+from vae.config import EVAL_SETTINGS, validate
+from vae.errors import exit_on_user_error
 
 
-def log_normal(z: torch.Tensor, mu: torch.Tensor, log_sigma_squared: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, diag(exp(log_sigma_squared))), summed over the last dimension."""
-    return -0.5 * (LOG_2PI + log_sigma_squared + (z - mu).pow(2) / log_sigma_squared.exp()).sum(-1)
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    p = parser("evaluate", "Measure a run's checkpoint in nats (importance-weighted log-likelihood, ELBO, "
+                           "active units, MSE) and merge the numbers into its metrics.json; options override "
+                           "the run's `eval` settings.")
+    p.add_argument("run", help="a run directory (its best.ckpt, else last.ckpt) or a .ckpt file inside one")
+    p.add_argument("--iw-samples", type=int, metavar="K", help="importance samples per image (5000 for reference results)")
+    p.add_argument("--split", help="test or dev: the images it evaluates")
+    p.add_argument("--chunk-size", type=int, metavar="N", help="(image, sample) pairs per decoder pass: bounds memory")
+    args = p.parse_args(argv)
+    validate({"eval": given(args)})  # the rules train.py checks eval.* with (vae/config.py), before loading anything
+    return args
 
 
-def log_weights(model, x: torch.Tensor, mu: torch.Tensor, log_sigma_squared: torch.Tensor,
-                eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p(x | z_k), log w_k), each (K, B), for z_k = mu + sigma * eps_k; x (B, ...), eps (K, B, n)."""
-    K, B = eps.shape[:2]
-    z = mu + torch.exp(0.5 * log_sigma_squared) * eps
-    x_hat = model.decoder(z.flatten(0, 1))
-    log_px_z = -model.likelihood.nll(x.expand(K, *x.shape).flatten(0, 1), x_hat).view(K, B)
-    zeros = torch.zeros_like(mu)
-    log_w = log_px_z + log_normal(z, zeros, zeros) - log_normal(z, mu, log_sigma_squared)
-    return log_px_z, log_w
-
-
-@torch.no_grad()
-def importance_sampled(model, x: torch.Tensor, iw_samples: int, chunk_size: int,
-                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Per image: the IW bound `log_likelihood` (log (1/K) sum_k w_k) and `rec` (-mean_k log p(x | z_k)).
-
-    Images go in batches and samples in chunks of at most `chunk_size` (image, sample) pairs per decoder
-    pass; a running logsumexp joins the chunks, so memory does not grow with K.
-    """
-    images = max(1, chunk_size // iw_samples)           # images per batch
-    samples = max(1, min(iw_samples, chunk_size // images))  # samples per chunk
-    # Results go into tensors allocated once: many small tensors kept between the big temporary ones
-    # fragment the heap, and the process's memory would grow with every image.
-    log_sum_w = torch.full((len(x),), -math.inf, device=x.device)
-    sum_log_px_z = torch.zeros(len(x), device=x.device)
-    for start in range(0, len(x), images):
-        xb = x[start:start + images]
-        mu, log_sigma_squared = model.posterior(xb)
-        for done in range(0, iw_samples, samples):
-            k = min(samples, iw_samples - done)
-            eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device)
-            log_px_z, log_w = log_weights(model, xb, mu, log_sigma_squared, eps)
-            batch = slice(start, start + len(xb))
-            log_sum_w[batch] = torch.logaddexp(log_sum_w[batch], torch.logsumexp(log_w, dim=0))
-            sum_log_px_z[batch] += log_px_z.sum(0)
-    return {"log_likelihood": log_sum_w - math.log(iw_samples), "rec": -sum_log_px_z / iw_samples}
-
-
-def active_units(mu: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> int:
-    """Latent dimensions whose posterior mean varies over the images: Var_x(mu_j) > threshold; mu (N, n)."""
-    return int((mu.var(dim=0) > threshold).sum())
-
-
-@torch.no_grad()
-def evaluate(model, x: torch.Tensor, iw_samples: int = 100, chunk_size: int = 8192, seed: int = 0) -> dict:
-    """The metrics of `model` on the images x (N, 1, 28, 28), averaged over images; nats per image.
-
-    Every model: mse (per pixel, of the decoder mean at the code / posterior mean). A VAE also:
-    log_likelihood (IW bound with K = iw_samples), elbo = -(elbo_rec + elbo_kl), active_units,
-    kl_per_dim, and for the Bernoulli likelihood bits_per_dim = -log_likelihood / (D ln 2).
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    x = x.to(device)
-    codes, squared_errors = [], []
-    for start in range(0, len(x), chunk_size):
-        xb = x[start:start + chunk_size]
-        code = model.encode(xb)
-        codes.append(code)
-        squared_errors.append((xb - model.decode(code)).pow(2).flatten(1).mean(-1))
-    metrics = {"mse": torch.cat(squared_errors).mean().item()}
-    if not hasattr(model, "posterior"):  # an auto-encoder: no likelihood bound
-        return metrics
-
-    generator = torch.Generator(device=device).manual_seed(seed)
-    sampled = importance_sampled(model, x, iw_samples, chunk_size, generator)
-    kl = torch.cat([kl_per_dim(*model.posterior(x[start:start + chunk_size]))
-                    for start in range(0, len(x), chunk_size)]).mean(0)  # (n,): mean over the images
-    log_likelihood = sampled["log_likelihood"].mean().item()
-    metrics.update({
-        "log_likelihood": log_likelihood,
-        "elbo": -(sampled["rec"].mean().item() + kl.sum().item()),
-        "elbo_rec": sampled["rec"].mean().item(),
-        "elbo_kl": kl.sum().item(),
-        "active_units": active_units(torch.cat(codes)),
-        "kl_per_dim": kl.tolist(),
-    })
-    if isinstance(model.likelihood, BernoulliLikelihood):
-        metrics["bits_per_dim"] = -log_likelihood / (x[0].numel() * math.log(2))
-    return metrics
-
-
-def evaluate_split(model, datamodule, split: str = "test", iw_samples: int = 100, chunk_size: int = 8192,
-                   seed: int = 0) -> dict:
-    """`evaluate` on a split of a set-up data module, as metrics.json keys: `test/...`, with `iw_samples`
-    (K) and `eval_seconds`, or for split=dev `val/...`, with `val/iw_samples` and `val/eval_seconds`."""
-    start = time.perf_counter()
-    x, _ = datamodule.splits[split]
-    metrics = evaluate(model, x, iw_samples, chunk_size, seed)
-    prefix = SPLITS[split]
-    result = {f"{prefix}/{name}": value for name, value in metrics.items()}
-    settings = "" if split == "test" else f"{prefix}/"  # the test split's K and time are plain `iw_samples`, ...
-    if "log_likelihood" in metrics:
-        result[f"{settings}iw_samples"] = iw_samples
-    result[f"{settings}eval_seconds"] = round(time.perf_counter() - start, 2)
-    return result
-
-
-def scalars(metrics: dict) -> dict:
-    """The measured numbers of `evaluate_split`'s result, for TensorBoard (no lists, no settings)."""
-    return {name: value for name, value in metrics.items()
-            if "/" in name and not isinstance(value, list) and not name.endswith(("/iw_samples", "/eval_seconds"))}
-
-
-def summary(metrics: dict, split: str, images: int) -> str:
-    """The metrics as a few readable lines."""
-    p, settings = SPLITS[split], "" if split == "test" else f"{SPLITS[split]}/"
-    lines = [f"{split} split, {images} images ({metrics[f'{settings}eval_seconds']:.1f} s):"]
-    if f"{p}/log_likelihood" in metrics:
-        kl_per_dim = metrics[f"{p}/kl_per_dim"]
-        lines += [
-            f"  log-likelihood  {metrics[f'{p}/log_likelihood']:9.3f} nats   (importance-weighted bound, "
-            f"K = {metrics[f'{settings}iw_samples']}; higher is better)",
-            f"  ELBO            {metrics[f'{p}/elbo']:9.3f} nats   = -(rec {metrics[f'{p}/elbo_rec']:.3f} "
-            f"+ KL {metrics[f'{p}/elbo_kl']:.3f})",
-        ]
-        if f"{p}/bits_per_dim" in metrics:
-            lines.append(f"  bits per dim    {metrics[f'{p}/bits_per_dim']:9.4f}")
-        lines += [f"  active units    {metrics[f'{p}/active_units']:5d} of {len(kl_per_dim)}   (Var_x(mu_j) > 0.01)",
-                  "  KL per dim      " + " ".join(f"{value:.2f}" for value in kl_per_dim)]
-    lines.append(f"  MSE per pixel   {metrics[f'{p}/mse']:9.5f}")
-    return "\n".join(lines)
-
-
-USAGE = "usage: python -m vae.evaluate <run directory or checkpoint> [iw_samples=K] [split=test|dev] [chunk_size=N]"
-SETTINGS = ("split", "iw_samples", "chunk_size")  # the keys of the `eval` config block a command line may set
-
-
-def parse_arguments(argv: list[str]) -> tuple[str, dict[str, str]]:
-    """`<path> [key=value ...]` -> (path, {key: value}), like Hydra's overrides."""
-    paths = [arg for arg in argv if "=" not in arg]
-    if len(paths) != 1:
-        raise UserError(f"give exactly one run directory or checkpoint, got {len(paths)} ({USAGE})")
-    overrides = dict(arg.split("=", 1) for arg in argv if "=" in arg)
-    unknown = [key for key in overrides if key not in SETTINGS]
-    if unknown:
-        raise UserError(f"unknown setting {unknown[0]!r}; the settings are {', '.join(SETTINGS)} ({USAGE})")
-    return paths[0], overrides
-
-
-def eval_settings(cfg, overrides: dict[str, str]) -> dict:
-    """The run's `eval` settings (today's defaults for a run trained without them), replaced by `overrides`."""
-    defaults = cfg.eval if "eval" in cfg else OmegaConf.load(CONFIG).eval
-    settings = {key: defaults[key] for key in SETTINGS}
-    for key, value in overrides.items():
-        try:
-            settings[key] = type(settings[key])(value)
-        except ValueError:
-            raise UserError(f"{key}={value!r} is not a valid {type(settings[key]).__name__} ({USAGE})") from None
-    validate(OmegaConf.create({"eval": settings}))  # the rules train.py checks eval.* with (vae/config.py)
-    return settings
+def given(args: argparse.Namespace) -> dict:
+    return {key: value for key in EVAL_SETTINGS if (value := getattr(args, key)) is not None}
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> dict:
+    args = arguments(argv)
+    from vae.evaluation import evaluate_split, summary
     from vae.runs import load_run, update_metrics
 
-    path, overrides = parse_arguments(sys.argv[1:] if argv is None else argv)
-    run = load_run(path)
-    settings = eval_settings(run.cfg, overrides)
+    run = load_run(args.run)
+    settings = {**{key: run.cfg.eval[key] for key in EVAL_SETTINGS}, **given(args)}
     datamodule = run.datamodule()
-    metrics = evaluate_split(run.model, datamodule, seed=run.cfg.get("seed", 0), **settings)
+    metrics = evaluate_split(run.model, datamodule, seed=run.cfg.seed, **settings)
     print(summary(metrics, settings["split"], len(datamodule.splits[settings["split"]][0])))
     print(f"-> {update_metrics(run.dir, metrics)}")
     return metrics

@@ -1,73 +1,266 @@
-"""Encoder bodies and decoders (the `arch` config group chooses them: `mlp` or `conv`).
+"""The two models of the lab as LightningModules: a plain auto-encoder and a VAE.
 
-An encoder body maps an image x (B, 1, 28, 28) to shared hidden features h (B, out_features);
-the LightningModule puts its output projections on top (the VAE: mu and log_sigma_squared; the
-AE: the code z). A decoder maps z (B, latent_dim) to x_hat (B, 1, 28, 28), the unconstrained
-parameters of p(x | z) that the likelihood interprets (Gaussian mean = sigmoid(x_hat);
-Bernoulli logits = x_hat).
+Both wrap an encoder body, output projections to the latent space, a decoder (vae/networks.py) and a
+likelihood p(x | z) (vae/likelihoods.py); they differ in the projections and the loss. Logged per
+epoch, for train and val: `rec` = -log p(x | z) (nats per image), `kl` (VAE only) and `loss`.
+
+What the rest of the project asks of a model (figures, evaluation, comparison; never its class):
+
+    encode(x) -> z          a point per image: the AE's code, the VAE's posterior mean
+    decode(z) -> E[x | z]   the decoder's mean image
+    posterior(x)            q(z | x) as a DiagonalGaussian (vae/elbo.py), or None for a model without one
+    prior                   p(z), the VAE's N(0, I) (vae/priors.py); None for the AE
+    sampling_prior(x)       what figures draw z from: the prior, or (AE) a Gaussian fitted to the codes of x
+    describe()              one line naming the model, its latent size and its likelihood
+    terms                   the logged terms and what each is, for the learning curves
+    code, codes             "posterior mean(s) E[z | x]" or "code(s) z", for titles
+
+The networks, the likelihood and the optimiser arrive as config nodes (`_target_` dicts) and are built
+here, so a checkpoint carries its hyperparameters and `VAE.load_from_checkpoint(path)` rebuilds the model
+alone. A new model is one subclass here and one file in conf/model/.
 """
 
+import ctypes
+import inspect
+import os
+
+import lightning as L
+import torch
+from omegaconf import OmegaConf
 from torch import nn
 
-IMAGE_SHAPE = (1, 28, 28)
-X_DIM = 28 * 28
+from vae.checkpoints import CHECKPOINT_FORMAT, check_checkpoint
+from vae.elbo import DiagonalGaussian
+from vae.priors import FittedGaussian, StandardNormal
+from vae.targets import instantiate
+
+FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu")  # where torch has fused optimiser kernels
 
 
-def mlp(in_features: int, width: int, depth: int) -> nn.Sequential:
-    """depth hidden layers of `width` units, each Linear + ReLU."""
-    layers = []
-    for i in range(depth):
-        layers += [nn.Linear(in_features if i == 0 else width, width), nn.ReLU()]
-    return nn.Sequential(*layers)
+def skip_failing_nvml_check() -> None:
+    """Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (find GPUs through NVIDIA's library, so that the
+    check does not initialise CUDA before DDP forks). Adam.step asks torch.cuda.is_available() at every step; with
+    a CUDA build of torch (pip's default on Linux) on a machine without NVIDIA's driver, each of those calls then
+    loads libnvidia-ml, fails and falls back to the ordinary check: 0.1 ms per step for nothing. Without the
+    library both checks give the same answer, so the variable is dropped."""
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1":
+        try:
+            ctypes.CDLL("libnvidia-ml.so.1")
+        except OSError:
+            del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 
 
-class MLPEncoder(nn.Module):
-    def __init__(self, width: int = 512, depth: int = 1):
+skip_failing_nvml_check()
+
+
+def plain(node) -> dict:
+    """A config node as a plain dict (interpolations resolved): what a checkpoint's hyperparameters hold."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+
+
+class LatentModel(L.LightningModule):
+    """What the AE and the VAE share: building the parts, optimiser, steps and logging."""
+
+    name = "latent model"
+    code, codes = "code", "codes z"
+
+    def __init__(self, encoder: dict, decoder: dict, likelihood: dict, optimizer: dict, latent_dim: int,
+                 **settings):
         super().__init__()
-        self.hidden = nn.Sequential(nn.Flatten(), mlp(X_DIM, width, depth))
-        self.out_features = width
+        parts = {"encoder": plain(encoder), "decoder": plain(decoder), "likelihood": plain(likelihood),
+                 "optimizer": plain(optimizer)}
+        self.save_hyperparameters({**parts, "latent_dim": latent_dim, **settings}, logger=False)
+        where = "the model's hyperparameters"
+        self.encoder = instantiate(parts["encoder"], where)
+        self.decoder = instantiate(parts["decoder"], where)
+        self.likelihood = instantiate(parts["likelihood"], where)
+        self.latent_dim = latent_dim
+        self._totals: dict[str, tuple[list[str], torch.Tensor, int]] = {}  # stage: (names, sums, images) this epoch
+
+    # --- the contract -------------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss terms per image: {"rec": (B,), ..., "loss": (B,)}."""
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x | z): the decoder's mean image."""
+        return self.likelihood.mean(self.decoder(z))
+
+    def posterior(self, x: torch.Tensor) -> DiagonalGaussian | None:
+        return None
+
+    def sampling_prior(self, x_train: torch.Tensor):
+        return self.prior
+
+    def describe(self) -> str:
+        return f"{self.name}, latent_dim = {self.latent_dim}, {self.likelihood.describe()}"
+
+    @property
+    def terms(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    @property
+    def lr(self) -> float:
+        return self.hparams.optimizer["lr"]
+
+    def logged_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The per-image values whose epoch means are logged: the loss terms (the VAE adds beta)."""
+        return self(x)
+
+    # --- training -----------------------------------------------------------------------------------
+
+    def _step(self, batch, batch_idx: int, stage: str) -> torch.Tensor:
+        x, _ = batch
+        terms = self.logged_terms(x)  # per image sums (see vae/elbo.py): {"rec": (B,), ..., "loss": (B,)}
+        # The epoch's metric is the mean over its images: add up sums and counts here, as tensors (no
+        # device sync, no logging call per step), and log the means once, at the end of the epoch.
+        sums = torch.stack([value.detach().sum() for value in terms.values()])
+        names, total, count = self._totals.get(stage) or (list(terms), 0, 0)
+        self._totals[stage] = (names, total + sums, count + len(x))
+        if stage == "train" and (self.trainer.is_last_batch or batch_idx + 1 == self.trainer.num_training_batches):
+            # logged from the epoch's last step, so the callbacks' on_train_epoch_end see it
+            self._log_epoch("train")
+        return terms["loss"].mean()  # the loss of the batch: the mean over its images (sum, then mean)
+
+    def _log_epoch(self, stage: str) -> None:
+        """Logs the epoch's means of the terms as <stage>/<name>; with DDP, over all processes' images."""
+        if stage not in self._totals:
+            return
+        names, sums, count = self._totals.pop(stage)
+        count = torch.tensor(float(count), device=sums.device)
+        sums, count = (self.trainer.strategy.reduce(t, reduce_op="sum") for t in (sums, count))
+        self.log_dict({f"{stage}/{name}": value for name, value in zip(names, sums / count)},
+                      on_step=False, on_epoch=True, prog_bar=stage != "test")
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, batch_idx, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, batch_idx, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, batch_idx, "test")
+
+    def on_train_epoch_start(self):  # an interrupted epoch's sums must not carry over
+        self._totals.pop("train", None)
+
+    def on_validation_epoch_start(self):
+        self._totals.pop("val", None)
+
+    def on_test_epoch_start(self):
+        self._totals.pop("test", None)
+
+    def on_validation_epoch_end(self):
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self):
+        self._log_epoch("test")
+
+    def configure_optimizers(self):
+        """The `optimizer` config group's optimiser (a partial: everything but the parameters), with torch's fused
+        kernel where it has one: one kernel updates every parameter instead of about ten tensor operations per
+        parameter tensor; the same update up to rounding, and a third faster training steps on a 2-core CPU."""
+        make = instantiate(self.hparams.optimizer, "the model's optimizer")
+        parameters = list(self.parameters())
+        extra = {}
+        if "fused" in inspect.signature(make.func).parameters and "fused" not in make.keywords:
+            extra["fused"] = all(p.device.type in FUSED_DEVICES for p in parameters) or None
+        return make(parameters, **extra)
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["vae_lab_format"] = CHECKPOINT_FORMAT
+        checkpoint["vae_lab_model"] = f"{type(self).__module__}.{type(self).__qualname__}"  # for vae.runs.load_model
+
+    def on_load_checkpoint(self, checkpoint):
+        check_checkpoint(checkpoint, self)
+
+
+class AutoEncoder(LatentModel):
+    """z = f(x), a point; loss = -log p(x | z) (the reconstruction error alone). It has no prior: figures draw z
+    from a Gaussian fitted to the codes of the training images."""
+
+    name = "auto-encoder"
+
+    def __init__(self, encoder, decoder, likelihood, optimizer, latent_dim: int = 2):
+        super().__init__(encoder, decoder, likelihood, optimizer, latent_dim)
+        self.z = nn.Linear(self.encoder.out_features, latent_dim)
+        self.prior = None
+
+    def encode(self, x):
+        return self.z(self.encoder(x))
 
     def forward(self, x):
-        return self.hidden(x)
+        rec = self.likelihood.nll(x, self.decoder(self.encode(x)))
+        return {"rec": rec, "loss": rec}
+
+    def sampling_prior(self, x_train, batch_size: int = 5000):
+        """N(m, S) fitted to the codes of x_train (their mean and full covariance)."""
+        with torch.no_grad():
+            codes = torch.cat([self.encode(x_train[i:i + batch_size].to(self.device)).cpu()
+                               for i in range(0, len(x_train), batch_size)])
+        return FittedGaussian(codes)
+
+    @property
+    def terms(self):
+        return {"rec": "reconstruction error −log p(x | z)\n(the auto-encoder's loss)"}
 
 
-class MLPDecoder(nn.Module):
-    def __init__(self, latent_dim: int = 2, width: int = 512, depth: int = 1):
-        super().__init__()
-        self.net = nn.Sequential(mlp(latent_dim, width, depth), nn.Linear(width, X_DIM),
-                                 nn.Unflatten(1, IMAGE_SHAPE))
+class VAE(LatentModel):
+    """q(z | x) = N(mu, diag(sigma^2)) with mu and log sigma^2 from two projections of shared layers.
 
-    def forward(self, z):
-        return self.net(z)
+    loss = rec + beta * kl = -ELBO for beta = 1 (vae/elbo.py), with one reparameterised sample of z.
+    KL warm-up: while training, beta ramps linearly from 0 to `beta` over the first
+    `kl_warmup_epochs` epochs (logged as train/beta); val and test always use `beta`.
+    """
 
+    code, codes = "posterior mean", "posterior means E[z | x]"
 
-class ConvEncoder(nn.Module):
-    """Two stride-2 convolutions (28 -> 14 -> 7 pixels; `channels`, then 2 * `channels` feature maps),
-    then one fully connected layer of `width` units."""
+    def __init__(self, encoder, decoder, likelihood, optimizer, latent_dim: int = 2, beta: float = 1.0,
+                 kl_warmup_epochs: float = 0):
+        super().__init__(encoder, decoder, likelihood, optimizer, latent_dim, beta=beta,
+                         kl_warmup_epochs=kl_warmup_epochs)
+        self.beta, self.kl_warmup_epochs = beta, kl_warmup_epochs
+        self.mu = nn.Linear(self.encoder.out_features, latent_dim)
+        self.log_sigma_squared = nn.Linear(self.encoder.out_features, latent_dim)
+        self.prior = StandardNormal(latent_dim)
 
-    def __init__(self, channels: int = 32, width: int = 512):
-        super().__init__()
-        self.hidden = nn.Sequential(
-            nn.Conv2d(1, channels, 4, stride=2, padding=1), nn.ReLU(),             # (channels, 14, 14)
-            nn.Conv2d(channels, 2 * channels, 4, stride=2, padding=1), nn.ReLU(),  # (2 channels, 7, 7)
-            nn.Flatten(), nn.Linear(2 * channels * 7 * 7, width), nn.ReLU())
-        self.out_features = width
+    @property
+    def name(self) -> str:
+        return "VAE" if self.beta == 1 else f"VAE (β = {self.beta:g})"
 
-    def forward(self, x):
-        return self.hidden(x)
+    def posterior(self, x):
+        h = self.encoder(x)
+        return DiagonalGaussian(self.mu(h), self.log_sigma_squared(h))
 
+    def encode(self, x):
+        return self.posterior(x).mu
 
-class ConvDecoder(nn.Module):
-    """The encoder mirrored: z -> `width` units -> 2 * `channels` maps of 7 x 7 -> two stride-2
-    transposed convolutions (7 -> 14 -> 28 pixels) -> x_hat (B, 1, 28, 28)."""
+    def kl_weight(self) -> float:
+        """beta, or during KL warm-up beta * (training steps so far) / (steps of kl_warmup_epochs)."""
+        if not self.training or self.kl_warmup_epochs <= 0 or self._trainer is None:
+            return self.beta
+        warmup_steps = self.kl_warmup_epochs * self.trainer.num_training_batches
+        return self.beta * min(1.0, self.global_step / warmup_steps)
 
-    def __init__(self, latent_dim: int = 2, channels: int = 32, width: int = 512):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(latent_dim, width), nn.ReLU(),
-            nn.Linear(width, 2 * channels * 7 * 7), nn.ReLU(), nn.Unflatten(1, (2 * channels, 7, 7)),
-            nn.ConvTranspose2d(2 * channels, channels, 4, stride=2, padding=1), nn.ReLU(),  # (channels, 14, 14)
-            nn.ConvTranspose2d(channels, 1, 4, stride=2, padding=1))                        # (1, 28, 28)
+    def forward(self, x, eps=None):
+        q = self.posterior(x)
+        eps = torch.randn_like(q.mu) if eps is None else eps
+        z = q.rsample(eps)
+        rec = self.likelihood.nll(x, self.decoder(z))  # -log p(x | z), summed over pixels
+        kl = self.prior.kl(q, z)                       # KL(q(z | x) || p(z)), summed over latent dims
+        return {"rec": rec, "kl": kl, "loss": rec + self.kl_weight() * kl}
 
-    def forward(self, z):
-        return self.net(z)
+    def logged_terms(self, x):
+        terms = self(x)
+        if self.training and self.kl_warmup_epochs > 0:  # train/beta: its mean over the epoch's steps
+            terms["beta"] = torch.full_like(terms["kl"], self.kl_weight())
+        return terms
+
+    @property
+    def terms(self):
+        loss = "loss = rec + KL = −ELBO" if self.beta == 1 else f"loss = rec + {self.beta:g}·KL"
+        return {"rec": "reconstruction term  −log p(x | z)", "kl": "KL(q(z | x) ‖ p(z))", "loss": loss}

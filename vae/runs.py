@@ -1,19 +1,23 @@
-"""A run directory after (or during) training: its saved config, checkpoints and model.
+"""A run directory after (or during) training: its saved config, checkpoints, model and metrics.json.
 
 The tools that work from a run without retraining (plots, evaluation, comparison) start here:
 
     run = load_run("outputs/2026-11-29/12-00-00")        # or a path to a .ckpt file
     run.model, run.cfg, run.dir, run.checkpoint
+
+Nothing in a run's files runs code: the model is rebuilt from the checkpoint's own hyperparameters, and
+the saved config's data module only when it names this project's classes (vae/targets.py).
 """
 
 import json
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from vae.errors import UserError
+from vae.errors import UserError, find_user_error
 
 if TYPE_CHECKING:  # torch is imported where it is needed: update_metrics serves train.py's error path, before it
     import torch
@@ -28,9 +32,9 @@ class Run:
 
     def datamodule(self, **overrides):
         """The run's data module (set up), with config values replaced by `overrides`."""
-        from hydra.utils import instantiate
+        from vae.targets import instantiate
 
-        datamodule = instantiate(self.cfg.data, **overrides)
+        datamodule = instantiate(self.cfg.data, f"{self.dir}/.hydra/config.yaml", **overrides)
         datamodule.setup()
         return datamodule
 
@@ -63,6 +67,12 @@ def load_config(run_dir: Path) -> DictConfig:
     return cfg
 
 
+def write_metrics(run_dir: Path, metrics: dict) -> Path:
+    path = Path(run_dir) / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return path
+
+
 def update_metrics(run_dir: Path, values: dict) -> Path:
     """Adds `values` to the run's metrics.json, keeping the keys it already holds (a damaged file is replaced)."""
     path = Path(run_dir) / "metrics.json"
@@ -70,25 +80,45 @@ def update_metrics(run_dir: Path, values: dict) -> Path:
         metrics = json.loads(path.read_text()) if path.is_file() else {}
     except ValueError:
         metrics = {}
-    metrics.update(values)
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
-    return path
+    return write_metrics(run_dir, {**metrics, **values})
 
 
-def load_run(path: str | Path) -> Run:
+def record_failure(run_dir: Path, error: Exception) -> str:
+    """Marks metrics.json {"status": "failed", "error": ...}, keeping what it already holds (a failure during
+    the evaluation keeps the training's numbers); an unexpected error's traceback goes to traceback.txt.
+    Returns the one-line message."""
+    found = find_user_error(error)
+    message = str(found) if found else f"{type(error).__name__}: {error}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if found is None:
+        (run_dir / "traceback.txt").write_text("".join(traceback.format_exception(error)))
+    update_metrics(run_dir, {"status": "failed", "error": message})
+    return message
+
+
+def load_model(checkpoint: Path):
+    """The model a checkpoint holds, rebuilt from its own hyperparameters (class and parts checked first)."""
     import torch
-    from hydra.utils import instantiate
 
-    from vae.checkpoints import check_checkpoint
+    from vae.checkpoints import check_checkpoint, check_format
+    from vae.targets import instantiate
 
-    run_dir, checkpoint = find_checkpoint(Path(path))
-    cfg = load_config(run_dir)
-    model = instantiate(cfg.model)
     try:
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as error:
         raise UserError(f"checkpoint {checkpoint} does not load (not a torch checkpoint, or a damaged one): "
                         f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
+    check_format(saved)
+    hparams, model_class = saved.get("hyper_parameters"), saved.get("vae_lab_model")
+    if not isinstance(hparams, dict) or not isinstance(model_class, str):
+        raise UserError(f"checkpoint {checkpoint} does not say which model it holds: it was not written by train.py")
+    model = instantiate({"_target_": model_class, "_recursive_": False, **hparams}, str(checkpoint))
     check_checkpoint(saved, model)
     model.load_state_dict(saved["state_dict"])
-    return Run(dir=run_dir, checkpoint=checkpoint, cfg=cfg, model=model.eval())
+    return model
+
+
+def load_run(path: str | Path) -> Run:
+    run_dir, checkpoint = find_checkpoint(Path(path))
+    cfg = load_config(run_dir)
+    return Run(dir=run_dir, checkpoint=checkpoint, cfg=cfg, model=load_model(checkpoint).eval())

@@ -1,0 +1,46 @@
+"""The one matplotlib style of every figure (a run's in vae/figures.py, a sweep's in vae/sweep_figures.py):
+the object API (no pyplot, no window; Agg renders PNGs and TensorBoard's images whatever backend the
+session has), fixed sizes in inches at a fixed DPI, grey images on [0, 1], PDFs with TrueType fonts."""
+
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+DPI = 150  # sharp when a figure fills the width of a page
+
+
+def figure(size: tuple[float, float], **kwargs) -> Figure:
+    """A figure of `size` inches at DPI, laid out by matplotlib's constrained layout."""
+    return Figure(figsize=size, dpi=DPI, layout="constrained", **kwargs)
+
+
+def tile(images: torch.Tensor, columns: int, pad: int = 2) -> np.ndarray:
+    """Images (N, 1, H, W) as one grey image, `columns` per row, separated by white lines."""
+    n, _, h, w = images.shape
+    rows = math.ceil(n / columns)
+    canvas = np.ones((rows * (h + pad) + pad, columns * (w + pad) + pad), dtype=np.float32)
+    for i, image in enumerate(images[:, 0].numpy()):
+        r, c = divmod(i, columns)
+        canvas[pad + r * (h + pad):(r + 1) * (h + pad), pad + c * (w + pad):(c + 1) * (w + pad)] = image
+    return canvas
+
+
+def show(ax, images: np.ndarray, title: str | None = None) -> None:
+    ax.imshow(images, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+
+
+def save(fig: Figure, path: Path, **kwargs) -> Path:
+    """PNG, or PDF with TrueType fonts (Type 42, as journals ask) and no creation date (a redraw gives the same file)."""
+    path = Path(path)
+    pdf = path.suffix == ".pdf"
+    with matplotlib.rc_context({"pdf.fonttype": 42}):
+        fig.savefig(path, metadata={"CreationDate": None} if pdf else None, **kwargs)
+    return path

@@ -1,0 +1,121 @@
+"""Reading a sweep from the files its jobs wrote: each job's overrides, status, metrics and history.
+
+A job directory holds `.hydra/overrides.yaml`, `.hydra/hydra.yaml`, `history.csv` and `metrics.json`;
+metrics.json says "completed" or "failed" (with the error); a job without it is still running or was stopped.
+"""
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from vae.errors import UserError
+from vae.history import read_history
+
+
+@dataclass
+class Job:
+    dir: Path
+    num: int
+    overrides: dict[str, str]                 # key -> value, as in .hydra/overrides.yaml
+    status: str                               # completed | failed | unfinished
+    not_swept: tuple[str, ...] = ()           # overrides that are not hyperparameters (the config's exclude_keys)
+    metrics: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def error(self) -> str:
+        return self.metrics.get("error", "")
+
+    def best(self) -> dict:
+        """Val metrics at the best epoch: metrics.json, or for an unfinished run its history so far."""
+        if self.status == "completed":
+            return self.metrics
+        rows = [row for row in self.history if math.isfinite(row.get("val/loss", math.nan))]
+        if self.status == "failed" or not rows:
+            return {}
+        return min(rows, key=lambda row: row["val/loss"])
+
+
+def read_overrides(path: Path) -> dict[str, str]:
+    overrides = {}
+    for item in OmegaConf.load(path) or []:
+        key, _, value = str(item).partition("=")
+        overrides[key] = value
+    return overrides
+
+
+def read_job(job_dir: Path) -> Job:
+    hydra_dir = job_dir / ".hydra"
+    num, not_swept = -1, ()  # the job number of a sweep (a single run has none)
+    if (hydra_dir / "hydra.yaml").is_file():
+        saved = OmegaConf.load(hydra_dir / "hydra.yaml")
+        num = OmegaConf.select(saved, "hydra.job.num", throw_on_missing=False)
+        num = num if isinstance(num, int) else -1
+        # the keys conf/config.yaml leaves out of job directory names: where the data lives, presets, threads
+        excluded = OmegaConf.select(saved, "hydra.job.config.override_dirname.exclude_keys", throw_on_missing=False)
+        not_swept = tuple(excluded or ())
+    metrics_path = job_dir / "metrics.json"
+    try:
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    except json.JSONDecodeError:  # being written at this very moment
+        metrics = {}
+    status = metrics.get("status", "unfinished")
+    return Job(dir=job_dir, num=int(num), overrides=read_overrides(hydra_dir / "overrides.yaml"), status=status,
+               not_swept=not_swept, metrics=metrics, history=read_history(job_dir / "history.csv"))
+
+
+def find_job_dirs(folder: Path, depth: int = 3) -> list[Path]:
+    """Folders below `folder` holding .hydra/overrides.yaml (a job's value with a `/` nests its folder)."""
+    found = []
+    for child in sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith(".")):
+        if (child / ".hydra" / "overrides.yaml").is_file():
+            found.append(child)
+        elif depth > 1 and child.name != "checkpoints":
+            found += find_job_dirs(child, depth - 1)
+    return found
+
+
+def collect(sweep_dir: Path) -> list[Job]:
+    """Every job of a sweep directory, in the order they were launched."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise UserError(f"{sweep_dir} does not exist: give a sweep directory, e.g. outputs/multirun/<date>/<time>")
+    job_dirs = find_job_dirs(sweep_dir)
+    if not job_dirs:
+        if (sweep_dir / ".hydra" / "config.yaml").is_file():
+            raise UserError(f"{sweep_dir} is a single run, not a sweep: a comparison needs the directory of a "
+                            "`python train.py -m ...` (outputs/multirun/<date>/<time>)")
+        if (sweep_dir / "multirun.yaml").is_file():
+            raise UserError(f"{sweep_dir} is a sweep whose jobs have not started yet: no job directory "
+                            "(<job>/.hydra/overrides.yaml) in it; try again once the first job runs")
+        raise UserError(f"{sweep_dir} is not a sweep directory: it holds no job directories "
+                        "(<job>/.hydra/overrides.yaml); give the folder `python train.py -m ...` printed, "
+                        "e.g. outputs/multirun/<date>/<time>")
+    return sorted((read_job(d) for d in job_dirs), key=lambda job: (job.num, str(job.dir)))
+
+
+def swept_keys(jobs: list[Job]) -> list[str]:
+    """The override keys whose values differ between jobs (none in a sweep of one job)."""
+    not_swept = {key for job in jobs for key in job.not_swept}
+    keys = list(dict.fromkeys(key for job in jobs for key in job.overrides if key not in not_swept))
+    return [key for key in keys if len({job.overrides.get(key) for job in jobs}) > 1]
+
+
+def fixed_overrides(jobs: list[Job], keys: list[str]) -> list[str]:
+    """Overrides shared by every job (the rest of the command line), for the table's heading."""
+    shared = {key: value for key, value in jobs[0].overrides.items() if key not in keys}
+    return [f"{key}={value}" for key, value in shared.items()
+            if all(job.overrides.get(key) == value for job in jobs)]
+
+
+def label(job: Job, keys: list[str]) -> str:
+    return ", ".join(f"{key}={job.overrides.get(key, '-')}" for key in keys) or job.dir.name
+
+
+def ranked(jobs: list[Job]) -> list[Job]:
+    """Completed runs by val loss, then unfinished ones (by val loss so far), then failed ones."""
+    order = {"completed": 0, "unfinished": 1, "failed": 2}
+    return sorted(jobs, key=lambda job: (order.get(job.status, 3), job.best().get("val/loss", math.inf), job.num))

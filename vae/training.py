@@ -1,0 +1,143 @@
+"""One training run, from a composed config to a finished run directory:
+
+    build(cfg)   the data module, the model and the Trainer (callbacks, logger) the config describes
+    train(cfg)   seed, fit, test the best checkpoint, draw the figures, write metrics.json, evaluate in nats
+
+train.py is the command line around `train`; vae/bench.py times what `build` makes.
+"""
+
+import logging
+import math
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from vae.config import validate
+from vae.errors import UserError
+
+log = logging.getLogger("train")
+
+
+def flat_config(cfg: DictConfig) -> dict:
+    """The resolved config as {"model.beta": 1.0, ...}: the run's hyperparameters, for TensorBoard."""
+    flat = {}
+
+    def visit(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                visit(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+
+    visit(OmegaConf.to_container(cfg, resolve=True), "")
+    return {key: value for key, value in flat.items() if not key.startswith("paths.")}
+
+
+def quiet_lightning() -> None:
+    """Lightning's messages once (through Hydra's handlers), without its advertising and a warning
+    that its own code triggers on recent torch."""
+    logging.getLogger("lightning").handlers.clear()
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: not str(record.msg).startswith("💡 Tip"))
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
+def build(cfg: DictConfig):
+    """(datamodule, model, trainer, history): the run's objects as the config describes them; `history` is the
+    Trainer's History callback (vae/history.py). The command line is the user's own: its `_target_`s are built as
+    given (a callback of theirs, say); the model checks its parts itself (vae/targets.py), since they go into
+    checkpoints that others load."""
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
+    progress_bar = cfg.trainer.enable_progress_bar
+    if progress_bar is None:
+        progress_bar = sys.stderr.isatty()
+    callbacks = {name: instantiate(node) for name, node in cfg.callbacks.items()}
+    callbacks["history"].print_summary = not progress_bar
+    trainer = instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=list(callbacks.values()),
+                          enable_progress_bar=progress_bar)
+    return datamodule, model, trainer, callbacks["history"]
+
+
+def check_launch(trainer, multirun: bool) -> None:
+    """DDP on one machine starts its other processes by running the command line again: not inside a sweep."""
+    if multirun and trainer.world_size > 1 and not trainer.strategy.cluster_environment.creates_processes_externally:
+        raise UserError("DDP starts its other processes by running the command line again, which a sweep on "
+                        "this machine cannot do: train one run with DDP (python train.py trainer=ddp ...), or sweep "
+                        "on SLURM (hydra/launcher=slurm hydra.launcher.tasks_per_node=<trainer.devices>), which "
+                        "starts them")
+
+
+def last_checkpoint(run_dir: Path, resume: bool) -> Path | None:
+    """checkpoints/last.ckpt to resume from, or None to start afresh."""
+    checkpoint = run_dir / "checkpoints" / "last.ckpt" if resume else None
+    if checkpoint and not checkpoint.is_file():
+        log.info(f"{checkpoint} does not exist yet (killed during the first epoch): starting from scratch")
+        return None
+    return checkpoint
+
+
+def run_metrics(trainer, history, test: dict, model, run_dir: Path) -> dict:
+    """metrics.json of a finished fit: val at the best epoch, test of the best checkpoint, how long, how big."""
+    best = history.best("val/loss")
+    return {
+        "status": "completed",
+        **{name: value for name, value in best.items() if name.startswith("val/")},
+        **{name: float(value) for name, value in test.items()},
+        "best_epoch": best["epoch"],
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "fit_seconds": round(sum(row["seconds"] for row in history.rows), 2),  # all epochs, resumed ones too
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "best_checkpoint": os.path.relpath(trainer.checkpoint_callback.best_model_path, run_dir),
+    }
+
+
+def train(cfg: DictConfig, multirun: bool = False) -> dict:
+    """Trains the run `cfg` describes into cfg.paths.output_dir; returns its metrics.json."""
+    validate(cfg)  # before the slow imports: a bad value fails at once
+    import lightning as L
+    import torch
+
+    from vae.evaluation import evaluate_split, scalars, summary
+    from vae.figures import draw_all
+    from vae.runs import write_metrics
+
+    quiet_lightning()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run_dir = Path(cfg.paths.output_dir)
+    checkpoint = last_checkpoint(run_dir, bool(cfg.resume))
+    log.info(f"run directory: {run_dir} (torch threads: {torch.get_num_threads()})"
+             + (f" (resuming from {checkpoint})" if checkpoint else ""))
+    L.seed_everything(cfg.seed, verbose=False)
+
+    datamodule, model, trainer, history = build(cfg)
+    check_launch(trainer, multirun)
+    logger = trainer.logger
+    logger.log_hyperparams(flat_config(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan})
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+    test = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)[0]
+    draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
+
+    metrics = run_metrics(trainer, history, test, model, run_dir)
+    if trainer.is_global_zero:  # with DDP, one process writes
+        write_metrics(run_dir, metrics)  # before the evaluation, which can take long: an interrupted one loses nothing
+    if cfg.eval.enabled and trainer.is_global_zero:  # the best checkpoint (loaded by trainer.test) in nats
+        evaluation = evaluate_split(model, datamodule, cfg.eval.split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed)
+        metrics.update(evaluation)
+        logger.log_metrics(scalars(evaluation), step=trainer.global_step)
+        log.info(summary(evaluation, cfg.eval.split, len(datamodule.splits[cfg.eval.split][0])))
+        write_metrics(run_dir, metrics)
+    logger.log_metrics({"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]},
+                       step=trainer.global_step)
+    logger.finalize("success")
+    log.info(f"val/loss {metrics['val/loss']:.3f} (epoch {metrics['best_epoch']})  test/loss {metrics['test/loss']:.3f}  "
+             f"-> {run_dir / 'metrics.json'}")
+    return metrics
