@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 FIELDS = {"quick", "command", "data", "machine", "settings", "epoch", "goal", "steps", "eval", "memory", "startup",
           "variants", "sweep"}

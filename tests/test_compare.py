@@ -5,29 +5,18 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from conftest import ROOT, run_train
-from vae.compare import collect, main as compare_main, write_comparison
+from helpers import CONF, ROOT, job_dirs, run_train, table
+from vae.compare import main as compare_main
+from vae.compare import write_comparison
 from vae.errors import UserError
+from vae.sweeps import collect
 
-CONF = ROOT / "conf"
 FIGURES = ["val_curves.png", "val_rec_curves.png", "val_kl_curves.png", "samples_by_run.png"]
-
-
-def table(markdown: str) -> list[dict]:
-    """The rows of the first table in comparison.md as {column: cell}."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
-    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in lines[2:]]
-
-
-def job_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=lambda p: int(p.name.split("_")[0]))
 
 
 @pytest.fixture(scope="module")

@@ -1,35 +1,21 @@
 """Every option of every config group composes and instantiates; the top-level knobs reach the objects."""
 
-from pathlib import Path
-
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
-from omegaconf import open_dict
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from helpers import CONF, compose_config
+from vae import training
+
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
 OPTIONS = [(group, option.stem) for group in GROUPS for option in sorted((CONF / group).glob("*.yaml"))]
 
 
-def compose_config(overrides, output_dir):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-    return cfg
-
-
 def build(cfg):
-    callbacks = [instantiate(node) for node in cfg.callbacks.values()]
-    return (instantiate(cfg.data), instantiate(cfg.model),
-            instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=callbacks))
+    datamodule, model, trainer, _ = training.build(cfg)
+    return datamodule, model, trainer
 
 
 def test_every_group_has_options():
-    assert {"data", "model", "arch", "likelihood", "trainer", "logger", "callbacks"} <= set(GROUPS)
+    assert {"data", "model", "arch", "likelihood", "optimizer", "trainer", "logger", "callbacks"} <= set(GROUPS)
     assert ("model", "ae") in OPTIONS and ("likelihood", "bernoulli") in OPTIONS
 
 
@@ -58,4 +44,4 @@ def test_defaults_are_the_labs_advice(tmp_path):
     assert cfg.latent_dim == 2 and cfg.width == 512 and cfg.depth == 1
     assert cfg.lr == 1e-3 and cfg.batch_size == 128 and cfg.beta == 1.0
     assert cfg.gradient_clip_val > 0  # clipping on by default
-    assert cfg.model._target_ == "vae.module.VAE" and cfg.data.dev_size == 10000
+    assert cfg.model._target_ == "vae.models.VAE" and cfg.data.dev_size == 10000

@@ -1,11 +1,10 @@
 """The data module: IDX reading and its errors, the splits, batches as index slices."""
 
-import urllib.error
 
 import pytest
 import torch
 
-from conftest import TINY_DEV, TINY_TEST, TINY_TRAIN, make_mnist, write_idx
+from helpers import TINY_DEV, TINY_TEST, TINY_TRAIN, make_mnist, write_idx
 from vae import data as data_module
 from vae.data import Batches, MNISTDataModule, read_idx
 from vae.errors import UserError
@@ -70,7 +69,7 @@ def test_root_from_environment_variable(tiny_mnist, monkeypatch):
 
 
 def test_config_reads_environment_variable(tiny_mnist, monkeypatch, tmp_path):
-    from test_config import compose_config
+    from helpers import compose_config
 
     monkeypatch.setenv("VAE_DATA_DIR", str(tiny_mnist))
     assert compose_config([], tmp_path).data.root == str(tiny_mnist)

@@ -7,7 +7,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from conftest import ROOT, run_train
+from helpers import ROOT, run_train
 from vae.data import Batches, MNISTDataModule
 
 

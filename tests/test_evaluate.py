@@ -1,11 +1,10 @@
-"""vae/evaluate.py: the importance-weighted bound against the ELBO and against a closed-form log p(x),
+"""vae/evaluation.py and python -m vae.evaluate: the importance-weighted bound against the ELBO and against a closed-form log p(x),
 active units, the metrics of each model, and the command line on a trained run."""
 
 import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,27 +12,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 from torch.distributions import MultivariateNormal, Normal
 
-from vae.evaluate import active_units, evaluate, importance_sampled, log_normal, log_weights, main
-from vae.losses import BernoulliLikelihood, GaussianLikelihood, kl_divergence
-from vae.models import MLPDecoder, MLPEncoder
-from vae.module import VAE, AutoEncoder
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def test_log_normal_matches_torch_distributions():
-    torch.manual_seed(0)
-    z, mu, log_sigma_squared = torch.randn(7, 4), torch.randn(7, 4), torch.randn(7, 4)
-    expected = Normal(mu, torch.exp(0.5 * log_sigma_squared)).log_prob(z).sum(-1)
-    assert torch.allclose(log_normal(z, mu, log_sigma_squared), expected, atol=1e-5)
-    zeros = torch.zeros(7, 4)
-    assert torch.allclose(log_normal(z, zeros, zeros), Normal(0.0, 1.0).log_prob(z).sum(-1), atol=1e-5)
+from helpers import ROOT, make_model
+from vae.elbo import DiagonalGaussian, kl_divergence
+from vae.evaluate import main
+from vae.evaluation import active_units, evaluate, importance_sampled, log_weights
+from vae.priors import StandardNormal
 
 
-def small_vae(likelihood=None, latent_dim=3):
-    torch.manual_seed(0)
-    return VAE(MLPEncoder(width=16), MLPDecoder(latent_dim=latent_dim, width=16),
-               likelihood or BernoulliLikelihood(), latent_dim=latent_dim).eval()
+def small_vae(likelihood="bernoulli", latent_dim=3):
+    return make_model("vae", latent_dim=latent_dim, likelihood=likelihood, width=16).eval()
 
 
 def test_one_sample_bound_is_the_elbo_estimate_with_the_same_noise():
@@ -42,11 +29,12 @@ def test_one_sample_bound_is_the_elbo_estimate_with_the_same_noise():
     x = torch.bernoulli(torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(1)))
     eps = torch.randn((1, 5, 3), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        mu, log_sigma_squared = model.posterior(x)
+        posterior = model.posterior(x)
+        mu, log_sigma_squared = posterior.mu, posterior.log_sigma_squared
         z = mu + torch.exp(0.5 * log_sigma_squared) * eps[0]
         q = Normal(mu, torch.exp(0.5 * log_sigma_squared))
         elbo_estimate = -model(x, eps[0])["rec"] + Normal(0.0, 1.0).log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
-        log_px_z, log_w = log_weights(model, x, mu, log_sigma_squared, eps)
+        log_px_z, log_w = log_weights(model, x, posterior, eps)
         # the whole estimator with K = 1 draws the same eps from a generator with the same seed
         bound = importance_sampled(model, x, iw_samples=1, chunk_size=100,
                                    generator=torch.Generator().manual_seed(2))["log_likelihood"]
@@ -81,6 +69,7 @@ class LinearGaussian(nn.Module):
             self.decoder.weight.copy_(torch.randn(data_dim, latent_dim, generator=generator))
             self.decoder.bias.copy_(torch.randn(data_dim, generator=generator))
         self.likelihood = IdentityMeanGaussian(sigma)
+        self.prior = StandardNormal(latent_dim)
         self.sigma, self.shift, self.inflate = sigma, shift, inflate
 
     def posterior(self, x):
@@ -88,7 +77,7 @@ class LinearGaussian(nn.Module):
         covariance = torch.linalg.inv(torch.eye(W.shape[1]) + W.T @ W / s2)
         mean = (x - b) @ W @ covariance / s2  # covariance is symmetric
         log_sigma_squared = torch.log(self.inflate * torch.diagonal(covariance)).expand_as(mean)
-        return mean + self.shift, log_sigma_squared
+        return DiagonalGaussian(mean + self.shift, log_sigma_squared)
 
     def log_p(self, x):
         W, b = self.decoder.weight, self.decoder.bias
@@ -145,7 +134,8 @@ def test_vae_metrics_and_their_relations():
     assert set(metrics) == {"mse", "log_likelihood", "elbo", "elbo_rec", "elbo_kl", "active_units",
                             "kl_per_dim", "bits_per_dim"}
     with torch.no_grad():
-        kl = kl_divergence(*model.posterior(x)).mean().item()
+        q = model.posterior(x)
+        kl = kl_divergence(q.mu, q.log_sigma_squared).mean().item()
         mse = ((x - model.decode(model.encode(x))) ** 2).mean().item()
     assert len(metrics["kl_per_dim"]) == 4 and sum(metrics["kl_per_dim"]) == pytest.approx(kl, rel=1e-5)
     assert metrics["elbo_kl"] == pytest.approx(kl, rel=1e-5)
@@ -160,9 +150,8 @@ def test_vae_metrics_and_their_relations():
 
 def test_gaussian_vae_has_no_bits_per_dim_and_the_autoencoder_only_mse():
     x = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    assert "bits_per_dim" not in evaluate(small_vae(GaussianLikelihood(0.2)), x, iw_samples=3)
-    torch.manual_seed(0)
-    ae = AutoEncoder(MLPEncoder(width=16), MLPDecoder(latent_dim=2, width=16), GaussianLikelihood(0.2), latent_dim=2)
+    assert "bits_per_dim" not in evaluate(small_vae("gaussian"), x, iw_samples=3)
+    ae = make_model("ae", latent_dim=2, likelihood="gaussian", width=16)
     metrics = evaluate(ae, x, iw_samples=3)
     with torch.no_grad():
         expected = ((x - torch.sigmoid(ae.decoder(ae.encode(x)))) ** 2).mean().item()
@@ -207,7 +196,7 @@ def test_training_evaluates_the_best_checkpoint(bernoulli_run):
 def test_command_line_evaluates_the_dev_split_into_metrics_json(bernoulli_run, capsys):
     run_dir, _ = bernoulli_run
     before = json.loads((run_dir / "metrics.json").read_text())
-    result = main([str(run_dir / "checkpoints" / "best.ckpt"), "split=dev", "iw_samples=4"])
+    result = main([str(run_dir / "checkpoints" / "best.ckpt"), "--split", "dev", "--iw-samples", "4"])
     after = json.loads((run_dir / "metrics.json").read_text())
     assert after["val/log_likelihood"] == result["val/log_likelihood"] and after["val/iw_samples"] == 4
     assert {key: after[key] for key in before} == before  # the test metrics stay as they were
@@ -217,10 +206,10 @@ def test_command_line_evaluates_the_dev_split_into_metrics_json(bernoulli_run, c
 def test_command_line_errors_are_one_line(bernoulli_run, tmp_path, capsys):
     run_dir, _ = bernoulli_run
     for argv, message in (([str(tmp_path)], "is not a run of train.py"),
-                          ([str(run_dir), "samples=5"], "unknown setting 'samples'"),
-                          ([str(run_dir), "iw_samples=many"], "iw_samples='many' is not a valid int"),
-                          ([str(run_dir), "split=train"], "eval.split='train' is not valid: eval.split must be test or dev"),
-                          ([str(run_dir), "iw_samples=0"], "eval.iw_samples=0 is not valid")):
+                          ([str(run_dir), "--samples", "5"], "unrecognized arguments: --samples 5"),
+                          ([str(run_dir), "--iw-samples", "many"], "argument --iw-samples: invalid int value: 'many'"),
+                          ([str(run_dir), "--split", "train"], "eval.split='train' is not valid: eval.split must be test or dev"),
+                          ([str(run_dir), "--iw-samples", "0"], "eval.iw_samples=0 is not valid")):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         err = capsys.readouterr().err

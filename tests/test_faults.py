@@ -14,12 +14,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import ROOT, make_mnist, run_train
-from test_config import compose_config
+from helpers import ROOT, assert_one_clear_line, compose_config, make_mnist, metrics_without_timing, run_train
 from vae.config import check_choices, validate
 from vae.errors import UserError
-
-TIMING = {"fit_seconds", "eval_seconds"}  # the only fields of metrics.json allowed to differ between identical runs
 
 
 @pytest.mark.parametrize("override,message", [
@@ -53,15 +50,6 @@ def test_good_values_pass(override, tmp_path):
 def test_unknown_group_options_list_the_valid_ones(override, valid):
     with pytest.raises(UserError, match=f"choose one of: {valid}"):
         check_choices([override], ROOT / "conf")
-
-
-def assert_one_clear_line(result, *fragments):
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in last, last
 
 
 def test_cli_bad_value_and_bad_choice(tmp_path):
@@ -114,10 +102,6 @@ def medium_mnist(tmp_path_factory):
 def medium_overrides(root):
     return [f"data.root={root}", "data.dev_size=200", "data.download=false", "width=64", "batch_size=16",
             "epochs=3", "data.eval_batch_size=100"]
-
-
-def metrics_without_timing(run_dir: Path) -> dict:
-    return {k: v for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if k not in TIMING}
 
 
 def test_same_seed_same_metrics(vae_run, vae_run_args, tmp_path):

@@ -1,38 +1,28 @@
-"""The report's figures (vae/plots.py): files, sizes, content, determinism, TensorBoard and the redraw CLI."""
+"""The report's figures (vae/figures.py): files, sizes, content, determinism, titles for every model and
+likelihood, TensorBoard and the redraw CLI (python -m vae.plots)."""
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
 import pytest
 import torch
-from matplotlib.figure import Figure
 from matplotlib.image import imread
-from omegaconf import OmegaConf
 
-from conftest import TINY_DEV
-from vae import plots
+from helpers import LIKELIHOODS, ROOT, TINY_DEV, make_model, plot_defaults
+from vae import figures as plots
+from vae import plots as plots_cli
+from vae.callbacks import TensorBoardFigures
 from vae.data import MNISTDataModule
-from vae.losses import BernoulliLikelihood, GaussianLikelihood
-from vae.models import MLPDecoder, MLPEncoder
-from vae.module import VAE, AutoEncoder
+from vae.drawing import DPI
+from vae.history import read_history
 
-ROOT = Path(__file__).resolve().parents[1]
-PLOTS = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "config.yaml").plots)
+PLOTS = plot_defaults()
 ALL = {"samples", "reconstructions", "latent", "manifold", "interpolation", "learning_curves"}
 HISTORY = ("epoch,step,seconds,train/kl,train/loss,train/rec,val/kl,val/loss,val/rec\n"
            "1,8,0.5,5.0,15.0,10.0,4.0,12.0,8.0\n"
            "2,16,0.5,6.0,9.0,3.0,5.0,7.0,2.0\n")
-
-
-def make_model(kind: str = "vae", latent_dim: int = 2, likelihood: str = "gaussian"):
-    torch.manual_seed(0)
-    parts = (MLPEncoder(width=32), MLPDecoder(latent_dim, width=32),
-             GaussianLikelihood(0.2) if likelihood == "gaussian" else BernoulliLikelihood())
-    return (VAE if kind == "vae" else AutoEncoder)(*parts, latent_dim=latent_dim)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +66,7 @@ def test_every_figure_is_written_at_its_size_and_not_blank(kind, latent_dim, lik
         assert path.parent == tmp_path / "figures"
         image = imread(path)
         width, height = plots.SIZES[path.stem]
-        assert image.shape[:2] == (round(height * plots.DPI), round(width * plots.DPI)), path.name
+        assert image.shape[:2] == (round(height * DPI), round(width * DPI)), path.name
         assert is_drawn(path.stem, image[..., :3]), f"{path.name} is (nearly) blank"
 
 
@@ -96,7 +86,7 @@ def test_latent_uses_pca_exactly_beyond_two_dimensions(datamodule):
     ax = plots.latent(model, x, y).axes[0]
     # the explained variance ratios, computed here from the singular values of the centred posterior means
     with torch.no_grad():
-        mu = model.posterior(x)[0].double()
+        mu = model.posterior(x).mu.double()
     s = torch.linalg.svdvals(mu - mu.mean(0))
     ratio = (s**2 / (s**2).sum()).tolist()
     assert ax.get_xlabel().startswith("PC 1") and f"({100 * ratio[0]:.1f}% of the variance)" in ax.get_xlabel()
@@ -117,7 +107,7 @@ def test_latent_scatter_holds_every_dev_image_with_a_legend_and_the_prior_circle
 
 def test_manifold_grid_is_the_inverse_gaussian_cdf_and_only_for_two_dimensions(datamodule):
     model = make_model()
-    fig = plots.manifold(model, plots.latent_distribution(model), grid_size=20)
+    fig = plots.manifold(model, model.prior, grid_size=20)
     ax = fig.axes[0]
     assert ax.images[0].get_array().shape == (20 * 30 + 2, 20 * 30 + 2)  # 20 x 20 images of 28 + 2 pixels
     quantiles = [NormalDist().inv_cdf((i + 0.5) / 20) for i in range(20)]
@@ -125,17 +115,17 @@ def test_manifold_grid_is_the_inverse_gaussian_cdf_and_only_for_two_dimensions(d
     assert [float(t.get_text()) for t in ax.get_yticklabels()] == pytest.approx(quantiles[::-1], abs=0.006)  # z_2 up
     assert "z_1" in ax.get_xlabel() and "z_2" in ax.get_ylabel()
     with pytest.raises(ValueError, match="latent_dim 2"):
-        plots.manifold(make_model(latent_dim=8), plots.latent_distribution(make_model(latent_dim=8)))
+        plots.manifold(make_model(latent_dim=8), make_model(latent_dim=8).prior)
 
 
 def test_autoencoder_draws_from_a_gaussian_fitted_to_its_training_codes(datamodule):
     model = make_model("ae", likelihood="bernoulli")
     train_x = datamodule.splits["train"][0]
-    p_z = plots.latent_distribution(model, train_x)
+    p_z = model.sampling_prior(train_x)
     with torch.no_grad():
         codes = model.encode(train_x).numpy()
     assert p_z.mean.numpy() == pytest.approx(codes.mean(0), abs=1e-5)
-    assert p_z.covariance_matrix.numpy() == pytest.approx(np.cov(codes.T), abs=1e-4)
+    assert p_z.distribution.covariance_matrix.numpy() == pytest.approx(np.cov(codes.T), abs=1e-4)
     fig = plots.samples(model, p_z, n=16)
     assert f"the mean and covariance of the codes of the {len(train_x)} training images" in fig.get_suptitle()
     assert "an AE has no prior" in fig.get_suptitle()
@@ -147,7 +137,7 @@ def test_autoencoder_draws_from_a_gaussian_fitted_to_its_training_codes(datamodu
 
 def test_gaussian_samples_are_the_means_plus_noise_clipped(datamodule):
     model = make_model()
-    fig = plots.samples(model, plots.latent_distribution(model), n=64, seed=3)
+    fig = plots.samples(model, model.prior, n=64, seed=3)
     means, drawn = (np.asarray(ax.images[0].get_array()) for ax in fig.axes)
     assert "N(0, I)" in fig.get_suptitle()
     assert drawn.min() >= 0 and drawn.max() <= 1 and (drawn == 0).any() and (drawn == 1).any()
@@ -174,7 +164,7 @@ def test_interpolation_pairs_have_different_labels_and_end_at_their_reconstructi
 
 def test_learning_curves_show_the_history(tmp_path):
     (tmp_path / "history.csv").write_text(HISTORY)
-    history = plots.read_history(tmp_path / "history.csv")
+    history = read_history(tmp_path / "history.csv")
     vae = plots.learning_curves(history, make_model())
     assert [ax.get_title().split()[0] for ax in vae.axes] == ["reconstruction", "KL(q(z", "loss"]
     lines = {(ax.get_title().split()[0], line.get_label().split()[0]): list(line.get_ydata())
@@ -195,7 +185,7 @@ def test_figures_are_deterministic_and_leave_the_random_stream_alone(datamodule,
     assert torch.equal(torch.rand(3), after_drawing)  # drawing consumed none of the caller's random numbers
     second = {name: plots.to_rgb(fig) for name, fig in plots.figures(model, datamodule, None, 0, PLOTS).items()}
     assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
-    other_seed = plots.to_rgb(plots.samples(model, plots.latent_distribution(model), 64, seed=1))
+    other_seed = plots.to_rgb(plots.samples(model, model.prior, 64, seed=1))
     assert not np.array_equal(first["samples"], other_seed)
     assert model.training  # put back in training mode
 
@@ -208,17 +198,12 @@ def test_bad_settings_are_one_clear_error():
     with pytest.raises(UserError, match="plots.interpolation_steps=1 is not valid: .* at least 2"):
         plots.check_settings({**PLOTS, "interpolation_steps": 1})
     with pytest.raises(UserError, match="plots.every_n_epochs=-1"):
-        plots.TensorBoardFigures({**PLOTS, "every_n_epochs": -1})
-
-
-def test_runs_without_a_plots_block_get_the_defaults():
-    assert plots.run_settings(OmegaConf.create({"seed": 0})) == PLOTS
-    assert plots.run_settings(OmegaConf.create({"plots": {"grid_size": 7}}))["grid_size"] == 7
+        TensorBoardFigures({**PLOTS, "every_n_epochs": -1})
 
 
 def test_cli_on_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        plots.main([str(tmp_path)])
+        plots_cli.main([str(tmp_path)])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -249,21 +234,46 @@ def test_training_writes_the_figures_and_sends_them_to_tensorboard(trained_run):
     latent = events.Images("figures/latent")
     assert len(latent) == 2  # every epoch, plots.every_n_epochs=1
     width, height = plots.SIZES["latent"]
-    assert (latent[-1].width, latent[-1].height) == (width * plots.DPI, height * plots.DPI)
+    assert (latent[-1].width, latent[-1].height) == (width * DPI, height * DPI)
 
 
 def test_redraw_from_the_checkpoint_gives_the_same_figures(trained_run, tmp_path):
     redrawn = tmp_path / "redrawn"
     result = subprocess.run([sys.executable, "-m", "vae.plots", str(trained_run), "--out", str(redrawn),
-                             "--no-pdf"], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                             "--no-pdf"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert {p.name for p in redrawn.iterdir()} == {f"{name}.png" for name in ALL}
     for name in ALL:  # the latent scatter first of all, and the rest: same checkpoint, seed and settings
         assert np.array_equal(imread(redrawn / f"{name}.png"), imread(trained_run / "figures" / f"{name}.png")), name
     # another checkpoint's figures go beside figures/, not over it; the options change what is drawn
-    plots.main([str(trained_run / "checkpoints" / "last.ckpt"), "--n-samples", "4", "--no-pdf"])
+    plots_cli.main([str(trained_run / "checkpoints" / "last.ckpt"), "--n-samples", "4", "--no-pdf"])
     assert {p.name for p in (trained_run / "figures-last").iterdir()} == {f"{name}.png" for name in ALL}
     assert not np.array_equal(imread(trained_run / "figures-last" / "samples.png"), imread(redrawn / "samples.png"))
     with pytest.raises(SystemExit):
-        plots.main([str(trained_run), "--grid-size", "0", "--out", str(tmp_path / "bad")])
+        plots_cli.main([str(trained_run), "--grid-size", "0", "--out", str(tmp_path / "bad")])
+
+
+@pytest.mark.parametrize("likelihood", sorted(LIKELIHOODS))
+@pytest.mark.parametrize("kind", ["vae", "ae"])
+def test_every_model_and_likelihood_draws_its_figures_under_a_title_naming_its_likelihood(kind, likelihood,
+                                                                                           datamodule):
+    """Each figure's title names the model and its likelihood (a learned sigma is not a Bernoulli's)."""
+    model = make_model(kind, latent_dim=2, likelihood=likelihood)
+    history = read_history_of(model)
+    drawn = plots.figures(model, datamodule, history, 0, PLOTS)
+    assert set(drawn) == ALL
+    words = {"gaussian": "Gaussian p(x | z), σ = 0.2", "gaussian_learned": "Gaussian p(x | z), learned σ = 0.2",
+             "bernoulli": "Bernoulli p(x | z)"}[likelihood]
+    who = "VAE, latent_dim = 2" if kind == "vae" else "auto-encoder, latent_dim = 2"
+    for name, fig in drawn.items():
+        assert f"{who}, {words}" in fig.get_suptitle(), name
+        assert is_drawn(name, plots.to_rgb(fig) / 255), name
+    sample_title = drawn["samples"].axes[1].get_title()
+    assert ("Bernoulli" in sample_title) == (likelihood == "bernoulli")
+    assert ("learned σ" in sample_title) == (likelihood == "gaussian_learned")
+
+
+def read_history_of(model) -> list[dict]:
+    """Two epochs of the terms the model logs."""
+    return [{"epoch": epoch, **{f"{stage}/{term}": 10.0 / epoch for stage in ("train", "val") for term in model.terms}}
+            for epoch in (1, 2)]

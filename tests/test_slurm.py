@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_DEV, TINY_TRAIN
-from test_compare import job_dirs, table
-from test_train import run_train
+from helpers import TINY_DEV, TINY_TRAIN
+from helpers import job_dirs, table
+from helpers import run_train
 
 pytestmark = pytest.mark.slow
 PROGRAMS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "sinfo")

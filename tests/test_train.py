@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import run_train
+from helpers import run_train
 TAGS = {"train/rec", "train/kl", "train/loss", "val/rec", "val/kl", "val/loss"}
 
 
@@ -59,7 +59,8 @@ def test_metrics_match_an_independent_evaluation_of_the_best_checkpoint(vae_run,
     assert run.checkpoint == run_dir / "checkpoints" / "best.ckpt"
     x, _ = load_split(tiny_mnist / "MNIST" / "raw", "test")
     with torch.no_grad():
-        mu, log_sigma_squared = model.posterior(x)
+        q = model.posterior(x)
+        mu, log_sigma_squared = q.mu, q.log_sigma_squared
         recs = []
         for _ in range(200):  # Monte-Carlo over z: the run's one-sample estimate scatters around this mean
             z = mu + torch.exp(0.5 * log_sigma_squared) * torch.randn_like(mu)

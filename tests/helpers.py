@@ -1,0 +1,117 @@
+"""What several test files share: the tiny MNIST-format dataset, composing the config, building small
+models, starting train.py as a user does, and reading what a run or a sweep wrote."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+TINY_TRAIN, TINY_TEST, TINY_DEV = 240, 60, 40  # train images, test images, dev images held out of train
+TIMING = {"fit_seconds", "eval_seconds"}  # the only fields of metrics.json allowed to differ between identical runs
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """An IDX file of unsigned bytes: magic 0x0800 + ndim, the big-endian sizes, the bytes."""
+    header = struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def make_mnist(root: Path, n_train: int = TINY_TRAIN, n_test: int = TINY_TEST, folder: str = "MNIST") -> Path:
+    """Writes <root>/<folder>/raw/ with four IDX files of blobby 28 x 28 'digits'; returns root."""
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n)
+        yy, xx = np.mgrid[:28, :28]
+        # one bright disc per image whose place depends on the label, plus noise: learnable and not blank
+        cx, cy = 6 + 2 * labels[:, None, None], 8 + (labels[:, None, None] % 3) * 6
+        images = 255 * (((xx - cx) ** 2 + (yy - cy) ** 2) < 25) + rng.integers(0, 40, (n, 28, 28))
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", np.clip(images, 0, 255))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+def compose_config(overrides, output_dir):
+    """conf/config.yaml with `overrides`, as train.py composes it, its output directory set to output_dir."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+LIKELIHOODS = {  # config nodes of conf/likelihood/, at small settings
+    "gaussian": {"_target_": "vae.likelihoods.GaussianLikelihood", "sigma": 0.2},
+    "gaussian_learned": {"_target_": "vae.likelihoods.GaussianLikelihood", "sigma": 0.2, "learn_sigma": True},
+    "bernoulli": {"_target_": "vae.likelihoods.BernoulliLikelihood"},
+}
+
+
+def make_model(kind: str = "vae", latent_dim: int = 2, likelihood: str | dict = "gaussian", width: int = 32,
+               seed: int = 0, **settings):
+    """A small MLP model of the project (kind vae or ae), built from config nodes as train.py builds it."""
+    import torch
+
+    from vae.models import VAE, AutoEncoder
+
+    torch.manual_seed(seed)
+    model_class = VAE if kind == "vae" else AutoEncoder
+    return model_class(
+        encoder={"_target_": "vae.networks.MLPEncoder", "width": width},
+        decoder={"_target_": "vae.networks.MLPDecoder", "latent_dim": latent_dim, "width": width},
+        likelihood=LIKELIHOODS[likelihood] if isinstance(likelihood, str) else likelihood,
+        optimizer={"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3},
+        latent_dim=latent_dim, **settings)
+
+
+def run_train(*args, cwd=ROOT, env=None):
+    """train.py in a subprocess, as a user runs it."""
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=900, env={**os.environ, **(env or {})})
+
+
+def run_tool(tool: str, *args):
+    """python -m vae.<tool> in a subprocess, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", f"vae.{tool}", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+
+
+def assert_one_clear_line(result, *fragments):
+    """Exit status 1, no traceback, and a last line `error: ...` holding every fragment."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in last, last
+
+
+def metrics_without_timing(run_dir: Path) -> dict:
+    return {k: v for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if k not in TIMING}
+
+
+def table(markdown: str) -> list[dict]:
+    """The rows of the first table in comparison.md as {column: cell}."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in lines[2:]]
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=lambda p: int(p.name.split("_")[0]))
+
+
+def plot_defaults() -> dict:
+    """The `plots` block of conf/config.yaml."""
+    return OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml").plots)
