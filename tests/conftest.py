@@ -1,11 +1,12 @@
-"""Shared fixtures: a tiny MNIST-format dataset written by the tests themselves (IDX files), and one
-finished run that the tests which only read a run share. Helpers: tests/helpers.py."""
+"""Shared fixtures: a tiny MNIST-format dataset written by the tests themselves (IDX files), and the finished
+runs that several tests read, each trained once per session in this process (helpers.train_run).
+Helpers: tests/helpers.py."""
 
 from pathlib import Path
 
 import pytest
 
-from helpers import TINY_DEV, make_mnist, run_train
+from helpers import TINY_DEV, make_mnist, train_run
 
 
 @pytest.fixture(scope="session")
@@ -16,19 +17,56 @@ def tiny_mnist(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_overrides(tiny_mnist) -> list[str]:
     """Overrides that make a run fast on the tiny dataset."""
-    return [f"data.root={tiny_mnist}", f"data.dev_size={TINY_DEV}", "data.download=false",
-            "epochs=1", "width=32", "batch_size=32", "data.eval_batch_size=50"]
+    return [
+        f"data.root={tiny_mnist}",
+        f"data.dev_size={TINY_DEV}",
+        "data.download=false",
+        "epochs=1",
+        "width=32",
+        "batch_size=32",
+        "data.eval_batch_size=50",
+    ]
 
 
 @pytest.fixture(scope="session")
 def vae_run_args(tiny_overrides):
-    return [*tiny_overrides, "epochs=2"]
+    """The default VAE for two epochs, with the figures in TensorBoard every epoch."""
+    return [*tiny_overrides, "epochs=2", "plots.every_n_epochs=1", "plots.grid_size=8"]
 
 
 @pytest.fixture(scope="session")
-def vae_run(vae_run_args, tmp_path_factory):
-    """One finished 2-epoch VAE run on the tiny dataset, shared by the tests that only read it."""
+def vae_run(vae_run_args, tmp_path_factory) -> Path:
+    """One finished VAE run, shared by the tests that only read it."""
     run_dir = tmp_path_factory.mktemp("run") / "vae"
-    result = run_train(*vae_run_args, f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return run_dir, result
+    train_run(vae_run_args, run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def ae_run(tiny_overrides, tmp_path_factory) -> Path:
+    """One finished auto-encoder run with the Bernoulli likelihood."""
+    run_dir = tmp_path_factory.mktemp("run") / "ae"
+    train_run([*tiny_overrides, "model=ae", "likelihood=bernoulli"], run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def bernoulli_run(tiny_overrides, tmp_path_factory) -> Path:
+    """A Bernoulli conv VAE on dynamically binarised images with KL warm-up, evaluated with K = 7."""
+    run_dir = tmp_path_factory.mktemp("run") / "bernoulli"
+    train_run(
+        [
+            *tiny_overrides,
+            "epochs=2",
+            "likelihood=bernoulli",
+            "data.binarize=dynamic",
+            "arch=conv",
+            "arch.channels=4",
+            "latent_dim=3",
+            "kl_warmup_epochs=1",
+            "eval.iw_samples=7",
+            "plots.every_n_epochs=0",  # its figures at the end only: the TensorBoard images are vae_run's to test
+        ],
+        run_dir,
+    )
+    return run_dir

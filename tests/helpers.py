@@ -58,8 +58,14 @@ LIKELIHOODS = {  # config nodes of conf/likelihood/, at small settings
 }
 
 
-def make_model(kind: str = "vae", latent_dim: int = 2, likelihood: str | dict = "gaussian", width: int = 32,
-               seed: int = 0, **settings):
+def make_model(
+    kind: str = "vae",
+    latent_dim: int = 2,
+    likelihood: str | dict = "gaussian",
+    width: int = 32,
+    seed: int = 0,
+    **settings,
+):
     """A small MLP model of the project (kind vae or ae), built from config nodes as train.py builds it."""
     import torch
 
@@ -72,19 +78,48 @@ def make_model(kind: str = "vae", latent_dim: int = 2, likelihood: str | dict = 
         decoder={"_target_": "vae.networks.MLPDecoder", "latent_dim": latent_dim, "width": width},
         likelihood=LIKELIHOODS[likelihood] if isinstance(likelihood, str) else likelihood,
         optimizer={"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3},
-        latent_dim=latent_dim, **settings)
+        latent_dim=latent_dim,
+        **settings,
+    )
+
+
+def train_run(overrides: list[str], run_dir: Path) -> dict:
+    """One training run in this process, as `python train.py <overrides> hydra.run.dir=<run_dir>` runs it (same
+    config, same vae.training.train, .hydra/config.yaml and overrides.yaml written as Hydra writes them, a failure
+    recorded in metrics.json and raised), without the seconds a new process spends importing. Returns metrics.json."""
+    from vae.runs import record_failure
+    from vae.training import train
+
+    run_dir = Path(run_dir)
+    composed = compose_config(list(overrides), run_dir)
+    cfg = OmegaConf.masked_copy(composed, [key for key in composed if key != "hydra"])  # what @hydra.main passes
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(list(overrides)), run_dir / ".hydra" / "overrides.yaml")
+    try:
+        return train(cfg)
+    except Exception as error:
+        record_failure(run_dir, error)
+        raise
 
 
 def run_train(*args, cwd=ROOT, env=None):
     """train.py in a subprocess, as a user runs it."""
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=900, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def run_tool(tool: str, *args):
     """python -m vae.<tool> in a subprocess, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", f"vae.{tool}", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", f"vae.{tool}", *args], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
 
 
 def assert_one_clear_line(result, *fragments):

@@ -8,16 +8,31 @@ import pytest
 
 from helpers import ROOT
 
-FIELDS = {"quick", "command", "data", "machine", "settings", "epoch", "goal", "steps", "eval", "memory", "startup",
-          "variants", "sweep"}
+FIELDS = {
+    "quick",
+    "command",
+    "data",
+    "machine",
+    "settings",
+    "epoch",
+    "goal",
+    "steps",
+    "eval",
+    "memory",
+    "startup",
+    "variants",
+    "sweep",
+}
 PIPELINES, MODELS = ("plain", "project", "torchvision"), ("bernoulli_400_20", "lab")
 
 
 def run_bench(*args):
-    return subprocess.run([sys.executable, "-m", "vae.bench", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "vae.bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
+@pytest.mark.slow
 def test_quick_run_writes_every_field(tiny_mnist, tmp_path):
     path = tmp_path / "bench.json"
     result = run_bench("--quick", "--rounds", "1", "--data", str(tiny_mnist), "--json", str(path))
@@ -36,12 +51,34 @@ def test_quick_run_writes_every_field(tiny_mnist, tmp_path):
         for kind in ("project", "lightning"):  # the training steps, each against an interleaved plain step
             steps = report["steps"][kind][model]
             assert steps["steps"] >= 1 and steps["ms"] > 0 and steps["plain_ms"] > 0, (kind, model, steps)
-            assert steps["ratio"] == pytest.approx(steps["ms"] / steps["plain_ms"]) and steps["ratio_median_of_pairs"] > 0
+            assert (
+                steps["ratio"] == pytest.approx(steps["ms"] / steps["plain_ms"]) and steps["ratio_median_of_pairs"] > 0
+            )
         assert report["eval"]["iw"][model]["images_per_second"] > 0
         assert set(report["goal"]["models"][model]) == {"project_over_plain", "torchvision_over_project", "holds"}
     assert report["memory"]["peak_rss_mib"] > 0
-    assert report["startup"]["first_step_seconds"]["median"] > 0, report["startup"]
-    assert report["startup"]["import_torch_seconds"] > 0 and report["startup"]["import_lightning_seconds"] > 0
+    startup = report["startup"]
+    assert startup["error"] is None, startup
+    for name in (
+        "import_torch",
+        "import_lightning",
+        "train_first_step",
+        "plots_help",
+        "evaluate_help",
+        "compare_help",
+        "bad_value",
+    ):
+        assert startup[name]["median"] > 0 and len(startup[name]["rounds"]) == 1, name
+    assert set(startup["ratios"]) == {
+        "lightning_over_torch",
+        "plots_help_over_torch",
+        "evaluate_help_over_torch",
+        "compare_help_over_torch",
+        "first_step_minus_lightning",
+    }
+    assert startup["ratios"]["lightning_over_torch"] == pytest.approx(
+        startup["import_lightning"]["median"] / startup["import_torch"]["median"], abs=0.01
+    )
     # the parts not asked for are there, null, with the reason
     assert report["variants"]["skipped"] and report["sweep"]["skipped"]
     assert set(report["variants"]) == {"skipped", "error", "plain_compile", "plain_bf16", "eval_batch"}
@@ -49,13 +86,30 @@ def test_quick_run_writes_every_field(tiny_mnist, tmp_path):
     assert report["sweep"]["basic"] is None and report["sweep"]["joblib"] is None
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--rounds", "0"], "--rounds 0"),
-    (["--data", "no/such/folder"], "lacks train-images-idx3-ubyte"),
-])
-def test_bad_input_is_one_error_line(args, message, tmp_path):
-    result = run_bench(*args, "--json", str(tmp_path / "bench.json"))
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
-    assert message in result.stderr and "Traceback" not in result.stderr
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rounds", "0"], "--rounds 0"),
+        (["--data", "no/such/folder"], "lacks train-images-idx3-ubyte"),
+    ],
+)
+def test_bad_input_is_one_error_line(args, message, tmp_path, capsys):
+    from vae.bench import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--json", str(tmp_path / "bench.json")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err and "Traceback" not in err
     assert not (tmp_path / "bench.json").exists()
+
+
+@pytest.mark.slow
+def test_startup_only_measures_the_start_alone(tiny_mnist, tmp_path):
+    path = tmp_path / "startup.json"
+    result = run_bench("--startup-only", "--quick", "--data", str(tiny_mnist), "--json", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(path.read_text())
+    assert set(report) == {"command", "machine", "startup"} and report["startup"]["error"] is None
+    assert report["startup"]["train_first_step"]["median"] > report["startup"]["import_torch"]["median"] > 0
+    assert "python train.py, to its first training step" in result.stdout

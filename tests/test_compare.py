@@ -20,15 +20,17 @@ FIGURES = ["val_curves.png", "val_rec_curves.png", "val_kl_curves.png", "samples
 
 
 @pytest.fixture(scope="module")
-def sweep(tiny_overrides, tmp_path_factory):
+def sweep(tiny_overrides, tmp_path_factory):  # the tests that use it are marked slow: 4 jobs in a new process
     """A 2 x 2 sweep (model x latent_dim) of two epochs, as a user runs it."""
     sweep_dir = tmp_path_factory.mktemp("sweep") / "2x2"
-    result = run_train("-m", *tiny_overrides, "epochs=2", "model=ae,vae", "latent_dim=2,3",
-                       f"hydra.sweep.dir={sweep_dir}")
+    result = run_train(
+        "-m", *tiny_overrides, "epochs=2", "model=ae,vae", "latent_dim=2,3", f"hydra.sweep.dir={sweep_dir}"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return sweep_dir, result
 
 
+@pytest.mark.slow
 def test_sweep_writes_a_table_whose_numbers_are_the_runs_metrics(sweep):
     sweep_dir, result = sweep
     rows = table((sweep_dir / "comparison.md").read_text())
@@ -52,8 +54,13 @@ def test_sweep_writes_a_table_whose_numbers_are_the_runs_metrics(sweep):
     # the overrides every run shares are said once, not made columns
     assert "width" not in rows[0] and "`width=32`" in (sweep_dir / "comparison.md").read_text()
     assert "Model comparison" in result.stdout  # the table is printed when the sweep ends
+    # each job says where it goes and, without a terminal, prints one summary line per epoch instead of a bar
+    for job in job_dirs(sweep_dir):
+        assert f"run directory: {job}" in result.stdout
+    assert result.stdout.count("epoch 1/2") == 4 and result.stdout.count("epoch 2/2") == 4
 
 
+@pytest.mark.slow
 def test_sweep_writes_latex_and_figures(sweep):
     sweep_dir, _ = sweep
     tex = (sweep_dir / "comparison.tex").read_text()
@@ -65,6 +72,7 @@ def test_sweep_writes_latex_and_figures(sweep):
         assert (sweep_dir / name).stat().st_size > 10_000, name
 
 
+@pytest.mark.slow
 def test_job_directories_and_tensorboard_runs_are_named_by_their_values(sweep):
     sweep_dir, _ = sweep
     names = [job.name for job in job_dirs(sweep_dir)]
@@ -75,6 +83,7 @@ def test_job_directories_and_tensorboard_runs_are_named_by_their_values(sweep):
         assert list(job.glob("events.out.tfevents.*"))  # `tensorboard --logdir` names the run by its folder
 
 
+@pytest.mark.slow
 def test_compare_on_demand_reproduces_the_files(sweep, tmp_path, capsys):
     sweep_dir, _ = sweep
     copy = tmp_path / "copy"
@@ -87,6 +96,7 @@ def test_compare_on_demand_reproduces_the_files(sweep, tmp_path, capsys):
         assert (copy / name).is_file() and (copy / name).with_suffix(".pdf").is_file()
 
 
+@pytest.mark.slow
 def test_unfinished_job_is_marked_and_shown_so_far(sweep, tmp_path):
     sweep_dir, _ = sweep
     copy = tmp_path / "running"
@@ -103,26 +113,38 @@ def test_unfinished_job_is_marked_and_shown_so_far(sweep, tmp_path):
     assert table((copy / "comparison.md").read_text())[-1]["run"] == "1"  # after the completed runs
 
 
+@pytest.mark.slow
 def test_compare_errors_are_one_line(sweep, tmp_path):
     sweep_dir, _ = sweep
     with pytest.raises(UserError, match="is a single run, not a sweep"):
         collect(job_dirs(sweep_dir)[0])
     with pytest.raises(UserError, match="does not exist"):
         collect(tmp_path / "missing")
-    result = subprocess.run([sys.executable, "-m", "vae.compare", str(tmp_path)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "vae.compare", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == (f"error: {tmp_path} is not a sweep directory: it holds no job directories "
-                                     "(<job>/.hydra/overrides.yaml); give the folder `python train.py -m ...` "
-                                     "printed, e.g. outputs/multirun/<date>/<time>")
+    assert result.stderr.strip() == (
+        f"error: {tmp_path} is not a sweep directory: it holds no job directories "
+        "(<job>/.hydra/overrides.yaml); give the folder `python train.py -m ...` "
+        "printed, e.g. outputs/multirun/<date>/<time>"
+    )
 
 
+@pytest.mark.slow
 def test_parallel_sweep_with_failing_jobs_still_writes_the_table(tiny_overrides, tmp_path):
     """joblib runs two jobs at once with one torch thread each; a job with an impossible dev split and the
     jobs that ask for DDP inside a local sweep fail, are recorded, and the sweep goes on."""
-    result = run_train("-m", *tiny_overrides, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                       "trainer=default,ddp", "trainer.accelerator=cpu", "data.dev_size=40,100000",
-                       f"hydra.sweep.dir={tmp_path}")
+    result = run_train(
+        "-m",
+        *tiny_overrides,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "trainer=default,ddp",
+        "trainer.accelerator=cpu",
+        "data.dev_size=40,100000",
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
     rows = {(row["trainer"], row["data.dev_size"]): row for row in table((tmp_path / "comparison.md").read_text())}
@@ -135,15 +157,18 @@ def test_parallel_sweep_with_failing_jobs_still_writes_the_table(tiny_overrides,
     assert markdown.count("DDP starts its other processes by running the command line again") == 2
     first = table(markdown)[0]
     assert (first["trainer"], first["data.dev_size"]) == ("default", "40")  # the completed run first
-    [completed] = [job for job in job_dirs(tmp_path) if json.loads((job / "metrics.json").read_text())["status"]
-                   == "completed"]
+    [completed] = [
+        job for job in job_dirs(tmp_path) if json.loads((job / "metrics.json").read_text())["status"] == "completed"
+    ]
     assert "(torch threads: 1)" in (completed / "train.log").read_text()
     assert (tmp_path / "samples_by_run.png").is_file()
 
 
+@pytest.mark.slow
 def test_optuna_search_minimises_the_val_loss(tiny_overrides, tmp_path):
-    result = run_train("-m", *tiny_overrides, "hparams_search=optuna", "hydra.sweeper.n_trials=2",
-                       f"hydra.sweep.dir={tmp_path}")
+    result = run_train(
+        "-m", *tiny_overrides, "hparams_search=optuna", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path}"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     losses = [json.loads((job / "metrics.json").read_text())["val/loss"] for job in job_dirs(tmp_path)]
     assert len(losses) == 2
@@ -173,8 +198,9 @@ def test_presets_cover_the_issue():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         latent = compose("config", overrides=["sweep=latent"], return_hydra_config=True)
         optuna = compose("config", overrides=["hparams_search=optuna"], return_hydra_config=True)
-        slurm = compose("config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
-                        return_hydra_config=True)
+        slurm = compose(
+            "config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"], return_hydra_config=True
+        )
         ddp = compose("config", overrides=["trainer=ddp"], return_hydra_config=True)
     assert latent.hydra.sweeper.params.latent_dim == "2,4,8,16,32"
     assert optuna.hydra.sweeper._target_.endswith("OptunaSweeper") and optuna.hydra.sweeper.direction == "minimize"

@@ -28,8 +28,20 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
 
 
 def test_top_level_knobs_reach_the_objects(tmp_path):
-    cfg = compose_config(["latent_dim=10", "width=256", "depth=2", "lr=1e-4", "batch_size=64", "epochs=3",
-                          "beta=0.5", "gradient_clip_val=5", "likelihood.sigma=0.5"], tmp_path)
+    cfg = compose_config(
+        [
+            "latent_dim=10",
+            "width=256",
+            "depth=2",
+            "lr=1e-4",
+            "batch_size=64",
+            "epochs=3",
+            "beta=0.5",
+            "gradient_clip_val=5",
+            "likelihood.sigma=0.5",
+        ],
+        tmp_path,
+    )
     datamodule, model, trainer = build(cfg)
     assert model.mu.out_features == 10 and model.log_sigma_squared.out_features == 10
     assert model.encoder.out_features == 256

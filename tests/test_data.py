@@ -1,6 +1,5 @@
 """The data module: IDX reading and its errors, the splits, batches as index slices."""
 
-
 import pytest
 import torch
 
@@ -77,7 +76,9 @@ def test_config_reads_environment_variable(tiny_mnist, monkeypatch, tmp_path):
 
 def test_failed_download_gives_the_clear_message(tmp_path, monkeypatch):
     def offline(root, dataset):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n<urlopen error [Errno -2] Name or service not known>")
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\n<urlopen error [Errno -2] Name or service not known>"
+        )
 
     monkeypatch.setattr(data_module, "download", offline)
     with pytest.raises(UserError) as error:

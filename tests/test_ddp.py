@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 
 from helpers import ROOT, run_train
@@ -34,20 +35,35 @@ def rows(images: torch.Tensor) -> list[bytes]:
 
 def test_batches_give_each_process_a_disjoint_equal_share():
     x, y = torch.arange(103).float().unsqueeze(1), torch.arange(103)
-    shares = [list(Batches(x, y, batch_size=10, shuffle=True, generator=torch.Generator().manual_seed(0),
-                           rank=rank, world_size=3)) for rank in range(3)]
+    shares = [
+        list(
+            Batches(
+                x, y, batch_size=10, shuffle=True, generator=torch.Generator().manual_seed(0), rank=rank, world_size=3
+            )
+        )
+        for rank in range(3)
+    ]
     seen = [torch.cat([batch_y for _, batch_y in share]) for share in shares]
     assert [len(s) for s in seen] == [34, 34, 34]
     assert len(set(torch.cat(seen).tolist())) == 102  # disjoint; one image of the 103 left out this epoch
     assert [len(share) for share in shares] == [len(Batches(x, y, 10, shuffle=True, world_size=3))] * 3 == [4] * 3
 
 
+@pytest.mark.slow
 def test_ddp_on_cpu_trains_two_processes_on_disjoint_halves(tiny_overrides, tiny_mnist, tmp_path):
     run_dir, record = tmp_path / "run", tmp_path / "record"
     record.mkdir()
-    result = run_train(*tiny_overrides, "epochs=2", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                       "+callbacks.record._target_=test_ddp.RecordBatches", f"+callbacks.record.folder={record}",
-                       f"hydra.run.dir={run_dir}", env={"PYTHONPATH": str(ROOT / "tests")})
+    result = run_train(
+        *tiny_overrides,
+        "epochs=2",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "+callbacks.record._target_=test_ddp.RecordBatches",
+        f"+callbacks.record.folder={record}",
+        f"hydra.run.dir={run_dir}",
+        env={"PYTHONPATH": str(ROOT / "tests")},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     datamodule = MNISTDataModule(root=str(tiny_mnist), dev_size=40, download=False)
     datamodule.setup()

@@ -5,7 +5,8 @@ import math
 
 import pytest
 import torch
-from torch.distributions import Bernoulli, Normal, kl_divergence as reference_kl
+from torch.distributions import Bernoulli, Normal
+from torch.distributions import kl_divergence as reference_kl
 
 from helpers import make_model
 from vae.elbo import DiagonalGaussian, kl_divergence, log_normal

@@ -1,10 +1,8 @@
-"""vae/evaluation.py and python -m vae.evaluate: the importance-weighted bound against the ELBO and against a closed-form log p(x),
-active units, the metrics of each model, and the command line on a trained run."""
+"""vae/evaluation.py and python -m vae.evaluate: the importance-weighted bound against the ELBO and against a
+closed-form log p(x), active units, the metrics of each model, and the command line on a trained run."""
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,10 +10,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 from torch.distributions import MultivariateNormal, Normal
 
-from helpers import ROOT, make_model
+from helpers import make_model
 from vae.elbo import DiagonalGaussian, kl_divergence
 from vae.evaluate import main
-from vae.evaluation import active_units, evaluate, importance_sampled, log_weights
+from vae.evaluation import active_units, evaluate, importance_sampled, log_weights, summary
 from vae.priors import StandardNormal
 
 
@@ -36,8 +34,9 @@ def test_one_sample_bound_is_the_elbo_estimate_with_the_same_noise():
         elbo_estimate = -model(x, eps[0])["rec"] + Normal(0.0, 1.0).log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
         log_px_z, log_w = log_weights(model, x, posterior, eps)
         # the whole estimator with K = 1 draws the same eps from a generator with the same seed
-        bound = importance_sampled(model, x, iw_samples=1, chunk_size=100,
-                                   generator=torch.Generator().manual_seed(2))["log_likelihood"]
+        bound = importance_sampled(model, x, iw_samples=1, chunk_size=100, generator=torch.Generator().manual_seed(2))[
+            "log_likelihood"
+        ]
     assert torch.allclose(log_px_z[0], -model(x, eps[0])["rec"], atol=1e-4)
     assert torch.allclose(log_w[0], elbo_estimate, atol=1e-4)
     assert torch.allclose(bound, elbo_estimate, atol=1e-4)
@@ -131,8 +130,16 @@ def test_vae_metrics_and_their_relations():
     model = small_vae(latent_dim=4)
     x = torch.bernoulli(torch.rand(30, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
     metrics = evaluate(model, x, iw_samples=20, chunk_size=64)
-    assert set(metrics) == {"mse", "log_likelihood", "elbo", "elbo_rec", "elbo_kl", "active_units",
-                            "kl_per_dim", "bits_per_dim"}
+    assert set(metrics) == {
+        "mse",
+        "log_likelihood",
+        "elbo",
+        "elbo_rec",
+        "elbo_kl",
+        "active_units",
+        "kl_per_dim",
+        "bits_per_dim",
+    }
     with torch.no_grad():
         q = model.posterior(x)
         kl = kl_divergence(q.mu, q.log_sigma_squared).mean().item()
@@ -158,21 +165,11 @@ def test_gaussian_vae_has_no_bits_per_dim_and_the_autoencoder_only_mse():
     assert set(metrics) == {"mse"} and metrics["mse"] == pytest.approx(expected, rel=1e-5)
 
 
-# End to end: one training run with the new options, then the command line on it.
-
-@pytest.fixture(scope="module")
-def bernoulli_run(tiny_overrides, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run") / "bernoulli"
-    args = [*tiny_overrides, "epochs=2", "likelihood=bernoulli", "data.binarize=dynamic", "arch=conv",
-            "arch.channels=4", "latent_dim=3", "kl_warmup_epochs=1", "eval.iw_samples=7", f"hydra.run.dir={run_dir}"]
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return run_dir, result
+# End to end: the session's Bernoulli conv run (tests/conftest.py), then the command line on it.
 
 
 def test_training_evaluates_the_best_checkpoint(bernoulli_run):
-    run_dir, result = bernoulli_run
+    run_dir = bernoulli_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for key in ("test/log_likelihood", "test/elbo", "test/elbo_rec", "test/elbo_kl", "test/mse", "test/bits_per_dim"):
         assert isinstance(metrics[key], float), key
@@ -181,7 +178,8 @@ def test_training_evaluates_the_best_checkpoint(bernoulli_run):
     # the ELBO's terms agree with Lightning's test pass over the same checkpoint (one sample of z per image)
     assert metrics["test/elbo_kl"] == pytest.approx(metrics["test/kl"], rel=1e-4)
     assert metrics["test/elbo_rec"] == pytest.approx(metrics["test/rec"], rel=0.02)
-    assert "log-likelihood" in result.stdout and "bits per dim" in result.stdout
+    shown = summary(metrics, "test", 60)  # what the run prints
+    assert "log-likelihood" in shown and "bits per dim" in shown and f"{metrics['test/log_likelihood']:9.3f}" in shown
     events = EventAccumulator(str(run_dir))
     events.Reload()
     tags = set(events.Tags()["scalars"])
@@ -194,7 +192,7 @@ def test_training_evaluates_the_best_checkpoint(bernoulli_run):
 
 
 def test_command_line_evaluates_the_dev_split_into_metrics_json(bernoulli_run, capsys):
-    run_dir, _ = bernoulli_run
+    run_dir = bernoulli_run
     before = json.loads((run_dir / "metrics.json").read_text())
     result = main([str(run_dir / "checkpoints" / "best.ckpt"), "--split", "dev", "--iw-samples", "4"])
     after = json.loads((run_dir / "metrics.json").read_text())
@@ -204,12 +202,14 @@ def test_command_line_evaluates_the_dev_split_into_metrics_json(bernoulli_run, c
 
 
 def test_command_line_errors_are_one_line(bernoulli_run, tmp_path, capsys):
-    run_dir, _ = bernoulli_run
-    for argv, message in (([str(tmp_path)], "is not a run of train.py"),
-                          ([str(run_dir), "--samples", "5"], "unrecognized arguments: --samples 5"),
-                          ([str(run_dir), "--iw-samples", "many"], "argument --iw-samples: invalid int value: 'many'"),
-                          ([str(run_dir), "--split", "train"], "eval.split='train' is not valid: eval.split must be test or dev"),
-                          ([str(run_dir), "--iw-samples", "0"], "eval.iw_samples=0 is not valid")):
+    run_dir = bernoulli_run
+    for argv, message in (
+        ([str(tmp_path)], "is not a run of train.py"),
+        ([str(run_dir), "--samples", "5"], "unrecognized arguments: --samples 5"),
+        ([str(run_dir), "--iw-samples", "many"], "argument --iw-samples: invalid int value: 'many'"),
+        ([str(run_dir), "--split", "train"], "eval.split='train' is not valid: eval.split must be test or dev"),
+        ([str(run_dir), "--iw-samples", "0"], "eval.iw_samples=0 is not valid"),
+    ):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         err = capsys.readouterr().err

@@ -1,8 +1,6 @@
 """The report's figures (vae/figures.py): files, sizes, content, determinism, titles for every model and
 likelihood, TensorBoard and the redraw CLI (python -m vae.plots)."""
 
-import subprocess
-import sys
 from statistics import NormalDist
 
 import numpy as np
@@ -10,7 +8,7 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from helpers import LIKELIHOODS, ROOT, TINY_DEV, make_model, plot_defaults
+from helpers import LIKELIHOODS, TINY_DEV, make_model, plot_defaults
 from vae import figures as plots
 from vae import plots as plots_cli
 from vae.callbacks import TensorBoardFigures
@@ -20,9 +18,11 @@ from vae.history import read_history
 
 PLOTS = plot_defaults()
 ALL = {"samples", "reconstructions", "latent", "manifold", "interpolation", "learning_curves"}
-HISTORY = ("epoch,step,seconds,train/kl,train/loss,train/rec,val/kl,val/loss,val/rec\n"
-           "1,8,0.5,5.0,15.0,10.0,4.0,12.0,8.0\n"
-           "2,16,0.5,6.0,9.0,3.0,5.0,7.0,2.0\n")
+HISTORY = (
+    "epoch,step,seconds,train/kl,train/loss,train/rec,val/kl,val/loss,val/rec\n"
+    "1,8,0.5,5.0,15.0,10.0,4.0,12.0,8.0\n"
+    "2,16,0.5,6.0,9.0,3.0,5.0,7.0,2.0\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,9 @@ def test_a_figure_of_text_and_frames_alone_counts_as_blank():
         assert not is_drawn(name, plots.to_rgb(fig) / 255), name
 
 
-@pytest.mark.parametrize("kind,latent_dim,likelihood",
-                         [("vae", 2, "gaussian"), ("vae", 8, "gaussian"), ("ae", 2, "bernoulli")])
+@pytest.mark.parametrize(
+    "kind,latent_dim,likelihood", [("vae", 2, "gaussian"), ("vae", 8, "gaussian"), ("ae", 2, "bernoulli")]
+)
 def test_every_figure_is_written_at_its_size_and_not_blank(kind, latent_dim, likelihood, datamodule, tmp_path):
     (tmp_path / "history.csv").write_text(HISTORY)
     paths = plots.draw_all(make_model(kind, latent_dim, likelihood), datamodule, tmp_path, 0, PLOTS)
@@ -167,8 +168,11 @@ def test_learning_curves_show_the_history(tmp_path):
     history = read_history(tmp_path / "history.csv")
     vae = plots.learning_curves(history, make_model())
     assert [ax.get_title().split()[0] for ax in vae.axes] == ["reconstruction", "KL(q(z", "loss"]
-    lines = {(ax.get_title().split()[0], line.get_label().split()[0]): list(line.get_ydata())
-             for ax in vae.axes for line in ax.get_lines()}
+    lines = {
+        (ax.get_title().split()[0], line.get_label().split()[0]): list(line.get_ydata())
+        for ax in vae.axes
+        for line in ax.get_lines()
+    }
     assert lines[("reconstruction", "train")] == [10.0, 3.0] and lines[("loss", "val")] == [12.0, 7.0]
     assert lines[("KL(q(z", "val")] == [4.0, 5.0]
     assert all(ax.get_xlabel() == "epoch" and ax.get_ylabel() == "nats per image" for ax in vae.axes)
@@ -210,25 +214,16 @@ def test_cli_on_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
     assert err.startswith("error: ") and "is not a run of train.py" in err
 
 
-# --- end to end: train.py draws the figures and sends them to TensorBoard; the CLI redraws them ------------
-
-@pytest.fixture(scope="module")
-def trained_run(tiny_overrides, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("plots") / "run"
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *tiny_overrides, "epochs=2",
-                             "plots.every_n_epochs=1", "plots.pdf=true", "plots.grid_size=8",
-                             f"hydra.run.dir={run_dir}"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return run_dir
+# --- end to end: a run draws the figures and sends them to TensorBoard; the CLI redraws them -------------
 
 
-def test_training_writes_the_figures_and_sends_them_to_tensorboard(trained_run):
+def test_training_writes_the_figures_and_sends_them_to_tensorboard(vae_run):
+    """vae_run: plots.every_n_epochs=1, plots.grid_size=8 (tests/conftest.py); PDFs: test_pdf_beside_png_when_asked."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    figures = trained_run / "figures"
-    assert {p.name for p in figures.iterdir()} == {f"{name}.{ext}" for name in ALL for ext in ("png", "pdf")}
-    events = EventAccumulator(str(trained_run), size_guidance={"images": 0})
+    figures = vae_run / "figures"
+    assert {p.name for p in figures.iterdir()} == {f"{name}.png" for name in ALL}
+    events = EventAccumulator(str(vae_run), size_guidance={"images": 0})
     events.Reload()
     assert set(events.Tags()["images"]) == {f"figures/{name}" for name in ALL}
     latent = events.Images("figures/latent")
@@ -237,11 +232,10 @@ def test_training_writes_the_figures_and_sends_them_to_tensorboard(trained_run):
     assert (latent[-1].width, latent[-1].height) == (width * DPI, height * DPI)
 
 
-def test_redraw_from_the_checkpoint_gives_the_same_figures(trained_run, tmp_path):
+def test_redraw_from_the_checkpoint_gives_the_same_figures(vae_run, tmp_path):
+    trained_run = vae_run
     redrawn = tmp_path / "redrawn"
-    result = subprocess.run([sys.executable, "-m", "vae.plots", str(trained_run), "--out", str(redrawn),
-                             "--no-pdf"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
+    plots_cli.main([str(trained_run), "--out", str(redrawn), "--no-pdf"])
     assert {p.name for p in redrawn.iterdir()} == {f"{name}.png" for name in ALL}
     for name in ALL:  # the latent scatter first of all, and the rest: same checkpoint, seed and settings
         assert np.array_equal(imread(redrawn / f"{name}.png"), imread(trained_run / "figures" / f"{name}.png")), name
@@ -255,19 +249,20 @@ def test_redraw_from_the_checkpoint_gives_the_same_figures(trained_run, tmp_path
 
 @pytest.mark.parametrize("likelihood", sorted(LIKELIHOODS))
 @pytest.mark.parametrize("kind", ["vae", "ae"])
-def test_every_model_and_likelihood_draws_its_figures_under_a_title_naming_its_likelihood(kind, likelihood,
-                                                                                           datamodule):
+def test_every_model_and_likelihood_draws_its_figures_under_a_title_naming_its_likelihood(kind, likelihood, datamodule):
     """Each figure's title names the model and its likelihood (a learned sigma is not a Bernoulli's)."""
     model = make_model(kind, latent_dim=2, likelihood=likelihood)
     history = read_history_of(model)
     drawn = plots.figures(model, datamodule, history, 0, PLOTS)
     assert set(drawn) == ALL
-    words = {"gaussian": "Gaussian p(x | z), σ = 0.2", "gaussian_learned": "Gaussian p(x | z), learned σ = 0.2",
-             "bernoulli": "Bernoulli p(x | z)"}[likelihood]
+    words = {
+        "gaussian": "Gaussian p(x | z), σ = 0.2",
+        "gaussian_learned": "Gaussian p(x | z), learned σ = 0.2",
+        "bernoulli": "Bernoulli p(x | z)",
+    }[likelihood]
     who = "VAE, latent_dim = 2" if kind == "vae" else "auto-encoder, latent_dim = 2"
     for name, fig in drawn.items():
-        assert f"{who}, {words}" in fig.get_suptitle(), name
-        assert is_drawn(name, plots.to_rgb(fig) / 255), name
+        assert f"{who}, {words}" in fig.get_suptitle(), name  # drawn, not blank, at its size: the test above
     sample_title = drawn["samples"].axes[1].get_title()
     assert ("Bernoulli" in sample_title) == (likelihood == "bernoulli")
     assert ("learned σ" in sample_title) == (likelihood == "gaussian_learned")
@@ -275,5 +270,7 @@ def test_every_model_and_likelihood_draws_its_figures_under_a_title_naming_its_l
 
 def read_history_of(model) -> list[dict]:
     """Two epochs of the terms the model logs."""
-    return [{"epoch": epoch, **{f"{stage}/{term}": 10.0 / epoch for stage in ("train", "val") for term in model.terms}}
-            for epoch in (1, 2)]
+    return [
+        {"epoch": epoch, **{f"{stage}/{term}": 10.0 / epoch for stage in ("train", "val") for term in model.terms}}
+        for epoch in (1, 2)
+    ]

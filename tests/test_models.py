@@ -39,6 +39,7 @@ def test_fused_adam_makes_the_updates_of_torchs_default_adam(tmp_path):
 def test_nvml_check_is_dropped_only_without_nvidias_library(monkeypatch):
     """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1; without libnvidia-ml every torch.cuda.is_available() (one per
     Adam step) would try to load it and fail."""
+
     def missing(name):
         raise OSError(f"{name}: cannot open shared object file")
 
@@ -58,55 +59,57 @@ def test_optimizer_group_chooses_the_optimiser(tmp_path):
     assert optimiser.defaults["lr"] == 3e-4 and optimiser.defaults["weight_decay"] == 0.01
 
 
-@pytest.fixture(scope="module")
-def ae_run(tiny_overrides, tmp_path_factory):
-    from helpers import run_train
-
-    run_dir = tmp_path_factory.mktemp("run") / "ae"
-    result = run_train(*tiny_overrides, "model=ae", "likelihood=bernoulli", f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return run_dir
-
-
 LOAD_ALONE = """
 import json, sys, torch
 from vae.data import MNISTDataModule
-from vae.models import {cls}
-model = {cls}.load_from_checkpoint(sys.argv[1], map_location="cpu").eval()
-data = MNISTDataModule(root=sys.argv[2], dev_size={dev}, download=False)
+from vae.models import VAE, AutoEncoder
+data = MNISTDataModule(root=sys.argv[3], dev_size=int(sys.argv[4]), download=False)
 data.setup()
-torch.manual_seed(0)
-with torch.no_grad():
-    print(json.dumps({{"loss": model(data.splits["dev"][0])["loss"].mean().item(), "hparams": dict(model.hparams)}}))
+losses = {}
+for name, model_class, path in (("vae", VAE, sys.argv[1]), ("ae", AutoEncoder, sys.argv[2])):
+    model = model_class.load_from_checkpoint(path, map_location="cpu").eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        loss = model(data.splits["dev"][0])["loss"].mean().item()
+        losses[name] = {"loss": loss, "latent_dim": model.hparams.latent_dim}
+print(json.dumps(losses))
 """
 
 
-@pytest.mark.parametrize("kind", ["vae", "ae"])
-def test_checkpoint_loads_alone_in_a_fresh_process(kind, vae_run, ae_run, tiny_mnist, tmp_path):
-    """Model.load_from_checkpoint(best.ckpt) rebuilds the model from the checkpoint alone (no run directory, no
-    config) and gives the dev loss of the model the tools load from the run."""
-    run_dir = vae_run[0] if kind == "vae" else ae_run
-    alone = tmp_path / "best.ckpt"
-    shutil.copy(run_dir / "checkpoints" / "best.ckpt", alone)
-    code = LOAD_ALONE.format(cls="VAE" if kind == "vae" else "AutoEncoder", dev=TINY_DEV)
-    result = subprocess.run([sys.executable, "-c", code, str(alone), str(tiny_mnist)], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+@pytest.mark.slow
+def test_checkpoints_load_alone_in_a_fresh_process(vae_run, ae_run, tiny_mnist, tmp_path):
+    """VAE/AutoEncoder.load_from_checkpoint(best.ckpt) rebuild the model from the checkpoint alone (no run directory,
+    no config) and give the dev loss of the model the tools load from the run."""
+    runs = {"vae": vae_run, "ae": ae_run}
+    alone = {}
+    for kind, run_dir in runs.items():
+        alone[kind] = tmp_path / f"{kind}.ckpt"
+        shutil.copy(run_dir / "checkpoints" / "best.ckpt", alone[kind])
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_ALONE, str(alone["vae"]), str(alone["ae"]), str(tiny_mnist), str(TINY_DEV)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    run = load_run(run_dir)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        expected = run.model(run.datamodule().splits["dev"][0])["loss"].mean().item()
-    assert loaded["loss"] == expected
-    assert loaded["hparams"]["latent_dim"] == run.cfg.latent_dim
-    if kind == "ae":  # deterministic: the dev loss of the best epoch, as training logged it
-        assert loaded["loss"] == pytest.approx(json.loads((run_dir / "metrics.json").read_text())["val/loss"], rel=1e-5)
+    for kind, run_dir in runs.items():
+        run = load_run(run_dir)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            expected = run.model(run.datamodule().splits["dev"][0])["loss"].mean().item()
+        assert loaded[kind]["loss"] == expected and loaded[kind]["latent_dim"] == run.cfg.latent_dim
+    # the AE is deterministic: its dev loss is that of the best epoch, as training logged it
+    assert loaded["ae"]["loss"] == pytest.approx(
+        json.loads((ae_run / "metrics.json").read_text())["val/loss"], rel=1e-5
+    )
 
 
 def test_a_checkpoint_naming_a_foreign_class_is_refused(vae_run, tmp_path):
     """The hyperparameters of a checkpoint build only this project's classes: nothing from the file runs code."""
     run_dir = tmp_path / "run"
-    shutil.copytree(vae_run[0], run_dir)
+    shutil.copytree(vae_run, run_dir)
     checkpoint = run_dir / "checkpoints" / "best.ckpt"
     saved = torch.load(checkpoint, weights_only=True)
     saved["hyper_parameters"]["decoder"] = {"_target_": "builtins.open", "file": str(tmp_path / "created")}

@@ -8,8 +8,7 @@ import torch
 from hydra.utils import instantiate
 from torch.distributions import Normal
 
-from helpers import TINY_DEV
-from helpers import compose_config
+from helpers import TINY_DEV, compose_config
 from vae.data import MNISTDataModule
 from vae.errors import UserError
 from vae.likelihoods import GaussianLikelihood
@@ -45,15 +44,19 @@ def test_static_binarisation_serves_the_same_images_every_epoch(tiny_mnist):
 
 
 def test_dev_and_test_are_one_fixed_draw_for_every_run(tiny_mnist):
-    dynamic, static = datamodule(tiny_mnist, binarize="dynamic", seed=0), datamodule(tiny_mnist, binarize="static", seed=1)
+    dynamic, static = (
+        datamodule(tiny_mnist, binarize="dynamic", seed=0),
+        datamodule(tiny_mnist, binarize="static", seed=1),
+    )
     grey = datamodule(tiny_mnist)
     for split in ("dev", "test"):
         x = dynamic.splits[split][0]
         assert set(x.unique().tolist()) == {0.0, 1.0}
         assert torch.equal(x, static.splits[split][0])  # whatever the run's seed and binarize mode
         assert not torch.equal(x, grey.splits[split][0])
-    assert not torch.equal(datamodule(tiny_mnist, binarize="static", split_seed=1).splits["test"][0],
-                           static.splits["test"][0])  # split_seed fixes the draw
+    assert not torch.equal(
+        datamodule(tiny_mnist, binarize="static", split_seed=1).splits["test"][0], static.splits["test"][0]
+    )  # split_seed fixes the draw
 
 
 def test_unknown_binarize_is_named(tiny_mnist):
@@ -89,10 +92,15 @@ def test_learned_sigma_starts_at_sigma_and_cannot_go_below_the_floor():
         GaussianLikelihood(sigma=0.2, learn_sigma=True, min_sigma=0.5)
 
 
-@pytest.mark.parametrize("overrides", [["arch=conv", "arch.channels=4"],
-                                       ["likelihood=gaussian_learned", "likelihood.per_pixel=true"],
-                                       ["arch=conv", "model=ae", "likelihood=bernoulli"]],
-                         ids=["conv", "learned-sigma", "conv-ae"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["arch=conv", "arch.channels=4"],
+        ["likelihood=gaussian_learned", "likelihood.per_pixel=true"],
+        ["arch=conv", "model=ae", "likelihood=bernoulli"],
+    ],
+    ids=["conv", "learned-sigma", "conv-ae"],
+)
 def test_model_trains_one_step(overrides, tmp_path):
     """Composed from the config, one optimiser step lowers the loss on its batch and moves every parameter
     (the learned sigma included)."""

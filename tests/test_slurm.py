@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TINY_DEV, TINY_TRAIN
-from helpers import job_dirs, table
-from helpers import run_train
+from helpers import TINY_DEV, TINY_TRAIN, job_dirs, run_train, table
 
 pytestmark = pytest.mark.slow
 PROGRAMS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "sinfo")
@@ -89,8 +87,10 @@ def slurm(tmp_path_factory):
     """The environment (SLURM_CONF) of a running one-node cluster."""
     missing = [program for program in PROGRAMS if find(program) is None]
     if missing:
-        pytest.skip(f"SLURM is not installed ({', '.join(missing)} missing): "
-                    "apt-get install slurmctld slurmd slurm-client munge")
+        pytest.skip(
+            f"SLURM is not installed ({', '.join(missing)} missing): "
+            "apt-get install slurmctld slurmd slurm-client munge"
+        )
     if os.geteuid() != 0:
         pytest.skip("the one-node SLURM cluster runs its daemons as root")
     folder = tmp_path_factory.mktemp("slurm")
@@ -103,8 +103,15 @@ def slurm(tmp_path_factory):
     pid_files = [folder / "slurmd.pid", folder / "slurmctld.pid", folder / "munged.pid"]
     commands = [
         [find("mungekey"), "--create", f"--keyfile={folder}/munge.key"],
-        [find("munged"), "--force", f"--socket={folder}/munge.socket", f"--key-file={folder}/munge.key",
-         f"--pid-file={folder}/munged.pid", f"--log-file={folder}/munged.log", f"--seed-file={folder}/munged.seed"],
+        [
+            find("munged"),
+            "--force",
+            f"--socket={folder}/munge.socket",
+            f"--key-file={folder}/munge.key",
+            f"--pid-file={folder}/munged.pid",
+            f"--log-file={folder}/munged.log",
+            f"--seed-file={folder}/munged.seed",
+        ],
         [find("slurmctld"), "-f", str(conf)],
         [find("slurmd"), "-f", str(conf)],
     ]
@@ -112,8 +119,10 @@ def slurm(tmp_path_factory):
         for command in commands:
             started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
             if started.returncode != 0:
-                pytest.skip(f"SLURM could not be started: {' '.join(command)} failed: "
-                            f"{(started.stderr or started.stdout).strip()[-300:]}")
+                pytest.skip(
+                    f"SLURM could not be started: {' '.join(command)} failed: "
+                    f"{(started.stderr or started.stdout).strip()[-300:]}"
+                )
         state = ""
         for _ in range(60):
             state = subprocess.run([find("sinfo"), "-h", "-o", "%t"], env=env, capture_output=True, text=True).stdout
@@ -121,8 +130,11 @@ def slurm(tmp_path_factory):
                 break
             time.sleep(0.5)
         else:
-            logs = " | ".join((folder / name).read_text()[-300:] for name in ("slurmctld.log", "slurmd.log")
-                              if (folder / name).is_file())
+            logs = " | ".join(
+                (folder / name).read_text()[-300:]
+                for name in ("slurmctld.log", "slurmd.log")
+                if (folder / name).is_file()
+            )
             pytest.skip(f"SLURM could not be started: the node is {state.strip() or 'not listed'}: {logs}")
         yield env
     finally:
@@ -132,10 +144,23 @@ def slurm(tmp_path_factory):
 def test_sweep_on_slurm_trains_with_ddp_and_writes_the_comparison(slurm, tiny_overrides, tmp_path):
     """Two SLURM jobs of two tasks each: SLURM starts the DDP processes (two CPU processes, gloo). One job
     fails (an impossible dev split): both are recorded and the comparison follows."""
-    result = run_train("-m", *tiny_overrides, "hydra/launcher=slurm", "hydra.launcher.partition=debug",
-                       "hydra.launcher.tasks_per_node=2", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
-                       "hydra.launcher.timeout_min=10", "threads=1", "trainer=ddp", "trainer.accelerator=cpu",
-                       "trainer.devices=2", "data.dev_size=40,100000", f"hydra.sweep.dir={tmp_path}", env=slurm)
+    result = run_train(
+        "-m",
+        *tiny_overrides,
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=debug",
+        "hydra.launcher.tasks_per_node=2",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=1",
+        "hydra.launcher.timeout_min=10",
+        "threads=1",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "data.dev_size=40,100000",
+        f"hydra.sweep.dir={tmp_path}",
+        env=slurm,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     logs = sorted((tmp_path / ".submitit").glob("*/*_log.out"))
     assert len(logs) == 4  # each job ran as a SLURM job of two tasks, logged by submitit

@@ -7,6 +7,7 @@ from collections import deque
 import lightning as L
 from omegaconf import OmegaConf
 
+from vae.config import validate
 from vae.errors import UserError
 from vae.history import History
 
@@ -28,7 +29,8 @@ class FiniteLoss(L.Callback):
             f"the training loss became {loss} at step {trainer.global_step} (epoch {trainer.current_epoch + 1}); "
             f"the last finite losses: {last}. Lower the learning rate (lr={pl_module.lr}) and keep gradient "
             f"clipping on (gradient_clip_val={trainer.gradient_clip_val}), then train again; "
-            "checkpoints/last.ckpt from the last finished epoch is intact")
+            "checkpoints/last.ckpt from the last finished epoch is intact"
+        )
 
 
 class TensorBoardFigures(L.Callback):
@@ -36,17 +38,19 @@ class TensorBoardFigures(L.Callback):
     `plots.every_n_epochs` epochs and after the last one, on rank zero, so the manifold can be watched as it forms."""
 
     def __init__(self, plots, seed: int = 0):
-        from vae.figures import check_settings
-
         self.plots = OmegaConf.to_container(plots, resolve=True) if OmegaConf.is_config(plots) else dict(plots)
+        validate({"plots": self.plots})  # matplotlib is imported when the first figure is drawn, not before training
         self.every_n_epochs = self.plots["every_n_epochs"]
-        check_settings(self.plots)
         self.seed = seed
 
     def on_train_epoch_end(self, trainer, pl_module):
         epoch = trainer.current_epoch + 1
-        if (not self.every_n_epochs or trainer.sanity_checking or not trainer.is_global_zero
-                or (epoch % self.every_n_epochs and epoch != trainer.max_epochs)):
+        if (
+            not self.every_n_epochs
+            or trainer.sanity_checking
+            or not trainer.is_global_zero
+            or (epoch % self.every_n_epochs and epoch != trainer.max_epochs)
+        ):
             return
         experiment = getattr(trainer.logger, "experiment", None)
         datamodule = trainer.datamodule

@@ -29,8 +29,10 @@ def check_format(checkpoint: dict) -> None:
     """A clear message for a checkpoint written by another version of the project."""
     found = checkpoint.get("vae_lab_format")
     if found != CHECKPOINT_FORMAT:
-        raise UserError(f"the checkpoint was written by another version of vae-lab (checkpoint format {found}, "
-                        f"this version reads {CHECKPOINT_FORMAT}): retrain, or use the version that wrote it")
+        raise UserError(
+            f"the checkpoint was written by another version of vae-lab (checkpoint format {found}, "
+            f"this version reads {CHECKPOINT_FORMAT}): retrain, or use the version that wrote it"
+        )
 
 
 def check_checkpoint(checkpoint: dict, model: torch.nn.Module) -> None:
@@ -39,10 +41,12 @@ def check_checkpoint(checkpoint: dict, model: torch.nn.Module) -> None:
     saved, own = checkpoint.get("state_dict", {}), model.state_dict()
     for name in sorted(set(saved) | set(own)):
         if name not in own or name not in saved or saved[name].shape != own[name].shape:
-            shape = lambda d: tuple(d[name].shape) if name in d else "absent"  # noqa: E731
-            raise UserError(f"the checkpoint holds another model than this config builds: {name} is "
-                            f"{shape(saved)} in the checkpoint and {shape(own)} here; use the run's own config "
-                            "(resume=<run directory> reads it) or retrain")
+            found, here = (tuple(d[name].shape) if name in d else "absent" for d in (saved, own))
+            raise UserError(
+                f"the checkpoint holds another model than this config builds: {name} is "
+                f"{found} in the checkpoint and {here} here; use the run's own config "
+                "(resume=<run directory> reads it) or retrain"
+            )
 
 
 class RunState(L.Callback):

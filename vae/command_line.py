@@ -20,8 +20,9 @@ def prepare_command_line(argv: list[str]) -> list[str]:
     if not saved.is_file():
         raise UserError(f"resume={run_dir}: {saved} is missing, so {run_dir} is not a run directory of train.py")
     if "-m" in argv or "--multirun" in argv:
-        raise UserError("resume continues one run; resume each job of a sweep on its own: "
-                        "python train.py resume=<job directory>")
+        raise UserError(
+            "resume continues one run; resume each job of a sweep on its own: python train.py resume=<job directory>"
+        )
     given = {arg.lstrip("+~").partition("=")[0] for arg in argv[1:]}
     kept = [o for o in OmegaConf.load(saved) if o.lstrip("+~").partition("=")[0] not in given]
     return [argv[0], *kept, *argv[1:], f"hydra.run.dir={run_dir}"]

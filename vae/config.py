@@ -55,7 +55,10 @@ RULES = {  # key: (rule, what the rule says)
     "plots.n_reconstructions": (positive_int, "a positive integer"),
     "plots.grid_size": (positive_int, "a positive integer"),
     "plots.n_interpolations": (positive_int, "a positive integer"),
-    "plots.interpolation_steps": (lambda value: positive_int(value) and value >= 2, "an integer of at least 2 (both ends)"),
+    "plots.interpolation_steps": (
+        lambda value: positive_int(value) and value >= 2,
+        "an integer of at least 2 (both ends)",
+    ),
 }
 
 

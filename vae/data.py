@@ -42,18 +42,24 @@ def read_idx(path: Path, ndim: int) -> torch.Tensor:
     data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise UserError(f"{path} is {len(data)} bytes, too short for an IDX header: the file is truncated; "
-                        "delete it and download it again")
+        raise UserError(
+            f"{path} is {len(data)} bytes, too short for an IDX header: the file is truncated; "
+            "delete it and download it again"
+        )
     magic = struct.unpack(">I", data[:4])[0]
     if magic != 0x0800 + ndim:
-        raise UserError(f"{path} has magic number 0x{magic:08x}, expected 0x{0x0800 + ndim:08x} "
-                        f"(an IDX file of unsigned bytes with {ndim} dimension{'s' if ndim > 1 else ''}): "
-                        "it is not this MNIST file or it is corrupt; delete it and download it again")
+        raise UserError(
+            f"{path} has magic number 0x{magic:08x}, expected 0x{0x0800 + ndim:08x} "
+            f"(an IDX file of unsigned bytes with {ndim} dimension{'s' if ndim > 1 else ''}): "
+            "it is not this MNIST file or it is corrupt; delete it and download it again"
+        )
     shape = struct.unpack(f">{ndim}I", data[4:header])
     expected = header + math.prod(shape)
     if len(data) != expected:
-        raise UserError(f"{path} is {len(data)} bytes, but its header announces shape {tuple(shape)} "
-                        f"({expected} bytes): the file is truncated or corrupt; delete it and download it again")
+        raise UserError(
+            f"{path} is {len(data)} bytes, but its header announces shape {tuple(shape)} "
+            f"({expected} bytes): the file is truncated or corrupt; delete it and download it again"
+        )
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)
 
 
@@ -83,16 +89,20 @@ def load_split(raw: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if images.shape[1:] != (28, 28):
         raise UserError(f"{raw}: {split} images are {tuple(images.shape[1:])} pixels, expected 28 x 28")
     if len(images) != len(labels):
-        raise UserError(f"{raw}: {len(images)} {split} images but {len(labels)} labels; "
-                        "the files do not belong together; download them again")
+        raise UserError(
+            f"{raw}: {len(images)} {split} images but {len(labels)} labels; "
+            "the files do not belong together; download them again"
+        )
     if labels.numel() and int(labels.max()) > 9:
-        raise UserError(f"{raw}: {split} labels go up to {int(labels.max())}, expected digits 0-9: "
-                        "the labels file is corrupt")
+        raise UserError(
+            f"{raw}: {split} labels go up to {int(labels.max())}, expected digits 0-9: the labels file is corrupt"
+        )
     return images.unsqueeze(1).float().div_(255), labels.long()
 
 
 def split_indices(n: int, dev_size: int, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, dev) indices of the n training-file images: a fixed permutation from split_seed, dev its last dev_size."""
+    """(train, dev) indices of the n training-file images: a fixed permutation from split_seed, dev its last
+    dev_size."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
     return order[:-dev_size], order[-dev_size:]
 
@@ -111,9 +121,17 @@ class Batches:
     Only the shuffled (training) pass is shared out; val and test pass over everything in every process.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
-                 generator: torch.Generator | None = None, binarize_batches: bool = False,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        binarize_batches: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.x, self.y, self.batch_size, self.shuffle, self.generator = x, y, batch_size, shuffle, generator
         self.binarize_batches, self.rank, self.world_size = binarize_batches, rank, world_size
 
@@ -124,12 +142,12 @@ class Batches:
         n, b = len(self.x), self.batch_size
         if not self.shuffle:
             for i in range(0, n, b):
-                yield self.serve(self.x[i:i + b]), self.y[i:i + b]
+                yield self.serve(self.x[i : i + b]), self.y[i : i + b]
             return
         order = torch.randperm(n, generator=self.generator)
-        order = order[:n - n % self.world_size][self.rank::self.world_size]  # this process's share
+        order = order[: n - n % self.world_size][self.rank :: self.world_size]  # this process's share
         for i in range(0, len(order), b):
-            index = order[i:i + b]
+            index = order[i : i + b]
             yield self.serve(self.x[index]), self.y[index]
 
     def serve(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,9 +155,18 @@ class Batches:
 
 
 class MNISTDataModule(L.LightningDataModule):
-    def __init__(self, root: str | None = None, dataset: str = "mnist", dev_size: int = 10_000,
-                 split_seed: int = 0, batch_size: int = 128, eval_batch_size: int = 1000,
-                 download: bool = True, seed: int = 0, binarize: str | None = None):
+    def __init__(
+        self,
+        root: str | None = None,
+        dataset: str = "mnist",
+        dev_size: int = 10_000,
+        split_seed: int = 0,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        download: bool = True,
+        seed: int = 0,
+        binarize: str | None = None,
+    ):
         super().__init__()
         if dataset not in DATASETS:
             raise UserError(f"data.dataset={dataset!r} is not known; choose one of {', '.join(DATASETS)}")
@@ -172,7 +199,8 @@ class MNISTDataModule(L.LightningDataModule):
                 f"{DATASETS[self.dataset]} not found: {self.raw_dir} lacks {', '.join(missing)} "
                 f"(the four IDX files, plain or .gz) and {reason}. "
                 f"Point data.root (or the {DATA_DIR_ENV} environment variable) at the folder that holds "
-                f"{DATASETS[self.dataset]}/raw/, e.g. `python train.py data.root=/path/to/data`.")
+                f"{DATASETS[self.dataset]}/raw/, e.g. `python train.py data.root=/path/to/data`."
+            )
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -180,11 +208,12 @@ class MNISTDataModule(L.LightningDataModule):
         self.prepare_data()
         x, y = load_split(self.raw_dir, "train")
         if not 0 < self.dev_size < len(x):
-            raise UserError(f"data.dev_size={self.dev_size} must be between 1 and {len(x) - 1}: "
-                            f"the training file holds {len(x)} images and both train and dev need some")
+            raise UserError(
+                f"data.dev_size={self.dev_size} must be between 1 and {len(x) - 1}: "
+                f"the training file holds {len(x)} images and both train and dev need some"
+            )
         train, dev = split_indices(len(x), self.dev_size, self.split_seed)
-        self.splits = {"train": (x[train], y[train]), "dev": (x[dev], y[dev]),
-                       "test": load_split(self.raw_dir, "test")}
+        self.splits = {"train": (x[train], y[train]), "dev": (x[dev], y[dev]), "test": load_split(self.raw_dir, "test")}
         if self.binarize:
             # One fixed draw of dev and test (and of train when static), the same for every run.
             fixed = torch.Generator().manual_seed(self.split_seed)
@@ -194,8 +223,15 @@ class MNISTDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> Batches:
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        return Batches(*self.splits["train"], self.batch_size, shuffle=True, generator=self.generator,
-                       binarize_batches=self.binarize == "dynamic", rank=rank, world_size=world_size)
+        return Batches(
+            *self.splits["train"],
+            self.batch_size,
+            shuffle=True,
+            generator=self.generator,
+            binarize_batches=self.binarize == "dynamic",
+            rank=rank,
+            world_size=world_size,
+        )
 
     def val_dataloader(self) -> Batches:
         return Batches(*self.splits["dev"], self.eval_batch_size)

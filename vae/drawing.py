@@ -25,7 +25,7 @@ def tile(images: torch.Tensor, columns: int, pad: int = 2) -> np.ndarray:
     canvas = np.ones((rows * (h + pad) + pad, columns * (w + pad) + pad), dtype=np.float32)
     for i, image in enumerate(images[:, 0].numpy()):
         r, c = divmod(i, columns)
-        canvas[pad + r * (h + pad):(r + 1) * (h + pad), pad + c * (w + pad):(c + 1) * (w + pad)] = image
+        canvas[pad + r * (h + pad) : (r + 1) * (h + pad), pad + c * (w + pad) : (c + 1) * (w + pad)] = image
     return canvas
 
 
@@ -38,7 +38,8 @@ def show(ax, images: np.ndarray, title: str | None = None) -> None:
 
 
 def save(fig: Figure, path: Path, **kwargs) -> Path:
-    """PNG, or PDF with TrueType fonts (Type 42, as journals ask) and no creation date (a redraw gives the same file)."""
+    """PNG, or PDF with TrueType fonts (Type 42, as journals ask) and no creation date (a redraw gives the same
+    file)."""
     path = Path(path)
     pdf = path.suffix == ".pdf"
     with matplotlib.rc_context({"pdf.fonttype": 42}):

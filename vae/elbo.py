@@ -41,7 +41,7 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, log_sigma_squared: torch.Tenso
 def kl_divergence(mu: torch.Tensor, log_sigma_squared: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, sigma^2) || N(0, I)) per image, summed over latent dimensions (closed form, appendix B):
 
-        KL = -0.5 * sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)
+    KL = -0.5 * sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)
     """
     return kl_per_dim(mu, log_sigma_squared).sum(-1)
 

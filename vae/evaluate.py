@@ -14,11 +14,16 @@ from vae.errors import exit_on_user_error
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
-    p = parser("evaluate", "Measure a run's checkpoint in nats (importance-weighted log-likelihood, ELBO, "
-                           "active units, MSE) and merge the numbers into its metrics.json; options override "
-                           "the run's `eval` settings.")
+    p = parser(
+        "evaluate",
+        "Measure a run's checkpoint in nats (importance-weighted log-likelihood, ELBO, "
+        "active units, MSE) and merge the numbers into its metrics.json; options override "
+        "the run's `eval` settings.",
+    )
     p.add_argument("run", help="a run directory (its best.ckpt, else last.ckpt) or a .ckpt file inside one")
-    p.add_argument("--iw-samples", type=int, metavar="K", help="importance samples per image (5000 for reference results)")
+    p.add_argument(
+        "--iw-samples", type=int, metavar="K", help="importance samples per image (5000 for reference results)"
+    )
     p.add_argument("--split", help="test or dev: the images it evaluates")
     p.add_argument("--chunk-size", type=int, metavar="N", help="(image, sample) pairs per decoder pass: bounds memory")
     args = p.parse_args(argv)

@@ -39,21 +39,22 @@ def log_weights(model, x: torch.Tensor, q: DiagonalGaussian, eps: torch.Tensor) 
 
 
 @torch.no_grad()
-def importance_sampled(model, x: torch.Tensor, iw_samples: int, chunk_size: int,
-                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def importance_sampled(
+    model, x: torch.Tensor, iw_samples: int, chunk_size: int, generator: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
     """Per image: the IW bound `log_likelihood` (log (1/K) sum_k w_k) and `rec` (-mean_k log p(x | z_k)).
 
     Images go in batches and samples in chunks of at most `chunk_size` (image, sample) pairs per decoder
     pass; a running logsumexp joins the chunks, so memory does not grow with K.
     """
-    images = max(1, chunk_size // iw_samples)           # images per batch
+    images = max(1, chunk_size // iw_samples)  # images per batch
     samples = max(1, min(iw_samples, chunk_size // images))  # samples per chunk
     # Results go into tensors allocated once: many small tensors kept between the big temporary ones
     # fragment the heap, and the process's memory would grow with every image.
     log_sum_w = torch.full((len(x),), -math.inf, device=x.device)
     sum_log_px_z = torch.zeros(len(x), device=x.device)
     for start in range(0, len(x), images):
-        xb = x[start:start + images]
+        xb = x[start : start + images]
         q = model.posterior(xb)
         for done in range(0, iw_samples, samples):
             k = min(samples, iw_samples - done)
@@ -83,7 +84,7 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 100, chunk_size: int = 81
     x = x.to(device)
     codes, squared_errors = [], []
     for start in range(0, len(x), chunk_size):
-        xb = x[start:start + chunk_size]
+        xb = x[start : start + chunk_size]
         code = model.encode(xb)
         codes.append(code)
         squared_errors.append((xb - model.decode(code)).pow(2).flatten(1).mean(-1))
@@ -93,24 +94,27 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 100, chunk_size: int = 81
 
     generator = torch.Generator(device=device).manual_seed(seed)
     sampled = importance_sampled(model, x, iw_samples, chunk_size, generator)
-    posteriors = (model.posterior(x[start:start + chunk_size]) for start in range(0, len(x), chunk_size))
+    posteriors = (model.posterior(x[start : start + chunk_size]) for start in range(0, len(x), chunk_size))
     kl = torch.cat([kl_per_dim(q.mu, q.log_sigma_squared) for q in posteriors]).mean(0)  # (n,): mean over the images
     log_likelihood = sampled["log_likelihood"].mean().item()
-    metrics.update({
-        "log_likelihood": log_likelihood,
-        "elbo": -(sampled["rec"].mean().item() + kl.sum().item()),
-        "elbo_rec": sampled["rec"].mean().item(),
-        "elbo_kl": kl.sum().item(),
-        "active_units": active_units(torch.cat(codes)),
-        "kl_per_dim": kl.tolist(),
-    })
+    metrics.update(
+        {
+            "log_likelihood": log_likelihood,
+            "elbo": -(sampled["rec"].mean().item() + kl.sum().item()),
+            "elbo_rec": sampled["rec"].mean().item(),
+            "elbo_kl": kl.sum().item(),
+            "active_units": active_units(torch.cat(codes)),
+            "kl_per_dim": kl.tolist(),
+        }
+    )
     if model.likelihood.discrete:
         metrics["bits_per_dim"] = -log_likelihood / (x[0].numel() * math.log(2))
     return metrics
 
 
-def evaluate_split(model, datamodule, split: str = "test", iw_samples: int = 100, chunk_size: int = 8192,
-                   seed: int = 0) -> dict:
+def evaluate_split(
+    model, datamodule, split: str = "test", iw_samples: int = 100, chunk_size: int = 8192, seed: int = 0
+) -> dict:
     """`evaluate` on a split of a set-up data module, as metrics.json keys: `test/...`, with `iw_samples`
     (K) and `eval_seconds`, or for split=dev `val/...`, with `val/iw_samples` and `val/eval_seconds`."""
     start = time.perf_counter()
@@ -127,8 +131,11 @@ def evaluate_split(model, datamodule, split: str = "test", iw_samples: int = 100
 
 def scalars(metrics: dict) -> dict:
     """The measured numbers of `evaluate_split`'s result, for TensorBoard (no lists, no settings)."""
-    return {name: value for name, value in metrics.items()
-            if "/" in name and not isinstance(value, list) and not name.endswith(("/iw_samples", "/eval_seconds"))}
+    return {
+        name: value
+        for name, value in metrics.items()
+        if "/" in name and not isinstance(value, list) and not name.endswith(("/iw_samples", "/eval_seconds"))
+    }
 
 
 def summary(metrics: dict, split: str, images: int) -> str:
@@ -145,7 +152,9 @@ def summary(metrics: dict, split: str, images: int) -> str:
         ]
         if f"{p}/bits_per_dim" in metrics:
             lines.append(f"  bits per dim    {metrics[f'{p}/bits_per_dim']:9.4f}")
-        lines += [f"  active units    {metrics[f'{p}/active_units']:5d} of {len(kl_per_dim)}   (Var_x(mu_j) > 0.01)",
-                  "  KL per dim      " + " ".join(f"{value:.2f}" for value in kl_per_dim)]
+        lines += [
+            f"  active units    {metrics[f'{p}/active_units']:5d} of {len(kl_per_dim)}   (Var_x(mu_j) > 0.01)",
+            "  KL per dim      " + " ".join(f"{value:.2f}" for value in kl_per_dim),
+        ]
     lines.append(f"  MSE per pixel   {metrics[f'{p}/mse']:9.5f}")
     return "\n".join(lines)

@@ -50,12 +50,15 @@ SIZES = {  # inches, at vae/drawing.py's DPI
 }
 CLASS_NAMES = {  # data.dataset -> (what a label is, the ten names)
     "mnist": ("digit", [str(d) for d in range(10)]),
-    "fashion_mnist": ("class", ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
-                                "sneaker", "bag", "ankle boot"]),
+    "fashion_mnist": (
+        "class",
+        ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"],
+    ),
 }
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def drawing(model: torch.nn.Module, seed: int | None = None):
@@ -74,8 +77,7 @@ def drawing(model: torch.nn.Module, seed: int | None = None):
 
 def encode(model, x: torch.Tensor, batch_size: int = 5000) -> torch.Tensor:
     """Posterior means (AE: codes) of images x, on the CPU."""
-    return torch.cat([model.encode(x[i:i + batch_size].to(model.device)).cpu()
-                      for i in range(0, len(x), batch_size)])
+    return torch.cat([model.encode(x[i : i + batch_size].to(model.device)).cpu() for i in range(0, len(x), batch_size)])
 
 
 def decode(model, z: torch.Tensor) -> torch.Tensor:
@@ -93,6 +95,7 @@ def headline(fig: Figure, text: str, model) -> None:
 
 
 # --- the figures ----------------------------------------------------------------------------------
+
 
 def samples(model, p_z, n: int = 64, seed: int = 0) -> Figure:
     """The same n draws z ~ p(z) decoded two ways: decoder means E[x | z] beside samples x ~ p(x | z).
@@ -161,14 +164,21 @@ def latent(model, x: torch.Tensor, y: torch.Tensor, dataset: str = "mnist") -> F
     for d in range(10):
         chosen = (y == d).numpy()
         if chosen.any():
-            ax.scatter(*points[chosen].T, s=3, alpha=0.6, color=colours[d], label=names[d], linewidths=0,
-                       rasterized=True)
+            ax.scatter(
+                *points[chosen].T, s=3, alpha=0.6, color=colours[d], label=names[d], linewidths=0, rasterized=True
+            )
     if model.prior is not None and n == 2:  # the prior's 1- and 2-sigma circles around its mean
         (m1, m2), (s1, s2) = model.prior.mean.tolist(), model.prior.stddev.tolist()
         angle = np.linspace(0, 2 * np.pi, 200)
         for radius, style in ((1, "--"), (2, ":")):
-            ax.plot(m1 + radius * s1 * np.cos(angle), m2 + radius * s2 * np.sin(angle), style, color="black",
-                    lw=1.2, label=f"prior {model.prior.name}: {radius}σ circle")
+            ax.plot(
+                m1 + radius * s1 * np.cos(angle),
+                m2 + radius * s2 * np.sin(angle),
+                style,
+                color="black",
+                lw=1.2,
+                label=f"prior {model.prior.name}: {radius}σ circle",
+            )
     if n >= 2:
         ax.set_aspect("equal", adjustable="datalim")
     ax.legend(title=label_kind, loc="upper left", bbox_to_anchor=(1.01, 1), markerscale=4, frameon=False)
@@ -203,23 +213,27 @@ def manifold(model, p_z, grid_size: int = 20) -> Figure:
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
     if p_z.fitted_to is None:
-        grid = (f"z = Φ⁻¹(p), p = (i + ½)/{grid_size}:\n"
-                f"steps of equal probability under the prior {p_z.name} on each axis")
+        grid = (
+            f"z = Φ⁻¹(p), p = (i + ½)/{grid_size}:\nsteps of equal probability under the prior {p_z.name} on each axis"
+        )
     else:
-        grid = (f"z = m + s·Φ⁻¹(p), p = (i + ½)/{grid_size}:\n"
-                "steps of equal probability on each axis under N(m, s²), the Gaussian\n"
-                f"fitted to the {p_z.fitted_to:,} training codes (an AE has no prior)")
+        grid = (
+            f"z = m + s·Φ⁻¹(p), p = (i + ½)/{grid_size}:\n"
+            "steps of equal probability on each axis under N(m, s²), the Gaussian\n"
+            f"fitted to the {p_z.fitted_to:,} training codes (an AE has no prior)"
+        )
     headline(fig, f"Decoder means E[x | z] on a {grid_size} × {grid_size} grid of {grid}", model)
     return fig
 
 
-def interpolation(model, x: torch.Tensor, y: torch.Tensor, n: int = 8, steps: int = 10, seed: int = 0,
-                  dataset: str = "mnist") -> Figure:
+def interpolation(
+    model, x: torch.Tensor, y: torch.Tensor, n: int = 8, steps: int = 10, seed: int = 0, dataset: str = "mnist"
+) -> Figure:
     """Decoder means at z_a + t (z_b - z_a), t = 0 ... 1, for n pairs of dev images of different labels,
     between their posterior means (AE: codes); the two images beside each row."""
     with drawing(model, seed):
         order = torch.randperm(len(x))
-        a, b = order[:len(order) // 2 * 2].view(-1, 2).T
+        a, b = order[: len(order) // 2 * 2].view(-1, 2).T
         keep = y[a] != y[b]
         a, b = a[keep][:n], b[keep][:n]
         z_a, z_b = encode(model, x[a]), encode(model, x[b])
@@ -230,13 +244,16 @@ def interpolation(model, x: torch.Tensor, y: torch.Tensor, n: int = 8, steps: in
     fig = new_figure("interpolation")
     left, middle, right = fig.subplots(1, 3, width_ratios=[1, steps, 1])
     show(left, tile(x[a], 1), "image a")
-    show(middle, tile(path, steps), f"decoder means E[x | z] at z = (1 − t)·z_a + t·z_b, "
-                                    f"t = 0, 1/{steps - 1}, …, 1")
+    show(middle, tile(path, steps), f"decoder means E[x | z] at z = (1 − t)·z_a + t·z_b, t = 0, 1/{steps - 1}, …, 1")
     show(right, tile(x[b], 1), "image b")
     centres = 2 + 14 + 30 * np.arange(len(a))
     left.set_yticks(centres, [f"{names[int(y[i])]} → {names[int(y[j])]}" for i, j in zip(a, b)])
-    headline(fig, f"Straight lines in latent space between the {model.code}s z_a, z_b of {len(a)} pairs of dev images "
-               "with different labels", model)
+    headline(
+        fig,
+        f"Straight lines in latent space between the {model.code}s z_a, z_b of {len(a)} pairs of dev images "
+        "with different labels",
+        model,
+    )
     return fig
 
 
@@ -247,8 +264,10 @@ def learning_curves(history: list[dict], model) -> Figure:
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     epochs = [row["epoch"] for row in history]
     for ax, (term, heading) in zip(axes, panels):
-        for stage, style, label in (("train", "o-", "train (mean over the epoch)"),
-                                    ("val", "s--", "val (dev set, end of epoch)")):
+        for stage, style, label in (
+            ("train", "o-", "train (mean over the epoch)"),
+            ("val", "s--", "val (dev set, end of epoch)"),
+        ):
             values = [row.get(f"{stage}/{term}", math.nan) for row in history]
             ax.plot(epochs, values, style, ms=4, label=label)
         ax.set_title(heading)
@@ -262,6 +281,7 @@ def learning_curves(history: list[dict], model) -> Figure:
 
 
 # --- all of them, to files and to TensorBoard -------------------------------------------------------
+
 
 def check_settings(plots) -> dict:
     """The figure settings of a `plots` config block, checked by the rules of vae/config.py."""
@@ -284,8 +304,9 @@ def figures(model, datamodule, history: list[dict] | None, seed: int, plots) -> 
     }
     if model.latent_dim == 2:
         drawn["manifold"] = manifold(model, p_z, settings["grid_size"])
-    drawn["interpolation"] = interpolation(model, x_dev, y_dev, settings["n_interpolations"],
-                                           settings["interpolation_steps"], seed, dataset)
+    drawn["interpolation"] = interpolation(
+        model, x_dev, y_dev, settings["n_interpolations"], settings["interpolation_steps"], seed, dataset
+    )
     if history:
         drawn["learning_curves"] = learning_curves(history, model)
     return drawn
@@ -299,7 +320,7 @@ def draw_all(model, datamodule, run_dir: str | Path, seed: int, plots, out: str 
     history = read_history(run_dir / "history.csv")  # [] when there is none
     paths = []
     for name, fig in figures(model, datamodule, history, seed, plots).items():
-        for suffix in ((".png", ".pdf") if plots.get("pdf") else (".png",)):
+        for suffix in (".png", ".pdf") if plots.get("pdf") else (".png",):
             paths.append(save(fig, out / f"{name}{suffix}"))
     log.info(f"figures: {out} ({', '.join(sorted({p.stem for p in paths}))})")
     return paths

@@ -30,10 +30,17 @@ class History(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking:
             return
-        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()
-                   if name.split("/")[0] in ("train", "val")}
-        row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
-               "seconds": round(time.perf_counter() - self._start, 3), **dict(sorted(metrics.items()))}
+        metrics = {
+            name: float(value)
+            for name, value in trainer.callback_metrics.items()
+            if name.split("/")[0] in ("train", "val")
+        }
+        row = {
+            "epoch": trainer.current_epoch + 1,
+            "step": trainer.global_step,
+            "seconds": round(time.perf_counter() - self._start, 3),
+            **dict(sorted(metrics.items())),
+        }
         self.rows.append(row)
         if trainer.is_global_zero:
             self.write()

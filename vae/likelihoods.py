@@ -59,16 +59,23 @@ class GaussianLikelihood(Likelihood):
         -log p(x | z) = sum_i [ (x_i - mean_i)^2 / (2 sigma_i^2) + log(sigma_i sqrt(2 pi)) ]
     """
 
-    def __init__(self, sigma: float = 1.0, learn_sigma: bool = False, min_sigma: float = 0.01,
-                 per_pixel: bool = False, image_shape: tuple[int, ...] = (1, 28, 28)):
+    def __init__(
+        self,
+        sigma: float = 1.0,
+        learn_sigma: bool = False,
+        min_sigma: float = 0.01,
+        per_pixel: bool = False,
+        image_shape: tuple[int, ...] = (1, 28, 28),
+    ):
         super().__init__()
         self.learn_sigma, self.per_pixel = learn_sigma, per_pixel
         if not learn_sigma:
             self.fixed_sigma = float(sigma)
             return
         if not 0 < min_sigma < sigma:
-            raise UserError(f"likelihood.min_sigma={min_sigma} must be positive and below the initial "
-                            f"likelihood.sigma={sigma}")
+            raise UserError(
+                f"likelihood.min_sigma={min_sigma} must be positive and below the initial likelihood.sigma={sigma}"
+            )
         self.min_sigma = float(min_sigma)
         s = math.log(math.expm1(sigma - min_sigma))  # inverse softplus: sigma starts at the configured value
         self.s = nn.Parameter(torch.full(tuple(image_shape) if per_pixel else (), s))

@@ -64,11 +64,14 @@ class LatentModel(L.LightningModule):
     name = "latent model"
     code, codes = "code", "codes z"
 
-    def __init__(self, encoder: dict, decoder: dict, likelihood: dict, optimizer: dict, latent_dim: int,
-                 **settings):
+    def __init__(self, encoder: dict, decoder: dict, likelihood: dict, optimizer: dict, latent_dim: int, **settings):
         super().__init__()
-        parts = {"encoder": plain(encoder), "decoder": plain(decoder), "likelihood": plain(likelihood),
-                 "optimizer": plain(optimizer)}
+        parts = {
+            "encoder": plain(encoder),
+            "decoder": plain(decoder),
+            "likelihood": plain(likelihood),
+            "optimizer": plain(optimizer),
+        }
         self.save_hyperparameters({**parts, "latent_dim": latent_dim, **settings}, logger=False)
         where = "the model's hyperparameters"
         self.encoder = instantiate(parts["encoder"], where)
@@ -133,8 +136,12 @@ class LatentModel(L.LightningModule):
         names, sums, count = self._totals.pop(stage)
         count = torch.tensor(float(count), device=sums.device)
         sums, count = (self.trainer.strategy.reduce(t, reduce_op="sum") for t in (sums, count))
-        self.log_dict({f"{stage}/{name}": value for name, value in zip(names, sums / count)},
-                      on_step=False, on_epoch=True, prog_bar=stage != "test")
+        self.log_dict(
+            {f"{stage}/{name}": value for name, value in zip(names, sums / count)},
+            on_step=False,
+            on_epoch=True,
+            prog_bar=stage != "test",
+        )
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, batch_idx, "train")
@@ -200,8 +207,12 @@ class AutoEncoder(LatentModel):
     def sampling_prior(self, x_train, batch_size: int = 5000):
         """N(m, S) fitted to the codes of x_train (their mean and full covariance)."""
         with torch.no_grad():
-            codes = torch.cat([self.encode(x_train[i:i + batch_size].to(self.device)).cpu()
-                               for i in range(0, len(x_train), batch_size)])
+            codes = torch.cat(
+                [
+                    self.encode(x_train[i : i + batch_size].to(self.device)).cpu()
+                    for i in range(0, len(x_train), batch_size)
+                ]
+            )
         return FittedGaussian(codes)
 
     @property
@@ -219,10 +230,19 @@ class VAE(LatentModel):
 
     code, codes = "posterior mean", "posterior means E[z | x]"
 
-    def __init__(self, encoder, decoder, likelihood, optimizer, latent_dim: int = 2, beta: float = 1.0,
-                 kl_warmup_epochs: float = 0):
-        super().__init__(encoder, decoder, likelihood, optimizer, latent_dim, beta=beta,
-                         kl_warmup_epochs=kl_warmup_epochs)
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        likelihood,
+        optimizer,
+        latent_dim: int = 2,
+        beta: float = 1.0,
+        kl_warmup_epochs: float = 0,
+    ):
+        super().__init__(
+            encoder, decoder, likelihood, optimizer, latent_dim, beta=beta, kl_warmup_epochs=kl_warmup_epochs
+        )
         self.beta, self.kl_warmup_epochs = beta, kl_warmup_epochs
         self.mu = nn.Linear(self.encoder.out_features, latent_dim)
         self.log_sigma_squared = nn.Linear(self.encoder.out_features, latent_dim)
@@ -251,7 +271,7 @@ class VAE(LatentModel):
         eps = torch.randn_like(q.mu) if eps is None else eps
         z = q.rsample(eps)
         rec = self.likelihood.nll(x, self.decoder(z))  # -log p(x | z), summed over pixels
-        kl = self.prior.kl(q, z)                       # KL(q(z | x) || p(z)), summed over latent dims
+        kl = self.prior.kl(q, z)  # KL(q(z | x) || p(z)), summed over latent dims
         return {"rec": rec, "kl": kl, "loss": rec + self.kl_weight() * kl}
 
     def logged_terms(self, x):

@@ -34,8 +34,7 @@ class MLPEncoder(nn.Module):
 class MLPDecoder(nn.Module):
     def __init__(self, latent_dim: int = 2, width: int = 512, depth: int = 1):
         super().__init__()
-        self.net = nn.Sequential(mlp(latent_dim, width, depth), nn.Linear(width, X_DIM),
-                                 nn.Unflatten(1, IMAGE_SHAPE))
+        self.net = nn.Sequential(mlp(latent_dim, width, depth), nn.Linear(width, X_DIM), nn.Unflatten(1, IMAGE_SHAPE))
 
     def forward(self, z):
         return self.net(z)
@@ -48,9 +47,14 @@ class ConvEncoder(nn.Module):
     def __init__(self, channels: int = 32, width: int = 512):
         super().__init__()
         self.hidden = nn.Sequential(
-            nn.Conv2d(1, channels, 4, stride=2, padding=1), nn.ReLU(),             # (channels, 14, 14)
-            nn.Conv2d(channels, 2 * channels, 4, stride=2, padding=1), nn.ReLU(),  # (2 channels, 7, 7)
-            nn.Flatten(), nn.Linear(2 * channels * 7 * 7, width), nn.ReLU())
+            nn.Conv2d(1, channels, 4, stride=2, padding=1),
+            nn.ReLU(),  # (channels, 14, 14)
+            nn.Conv2d(channels, 2 * channels, 4, stride=2, padding=1),
+            nn.ReLU(),  # (2 channels, 7, 7)
+            nn.Flatten(),
+            nn.Linear(2 * channels * 7 * 7, width),
+            nn.ReLU(),
+        )
         self.out_features = width
 
     def forward(self, x):
@@ -64,10 +68,15 @@ class ConvDecoder(nn.Module):
     def __init__(self, latent_dim: int = 2, channels: int = 32, width: int = 512):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, width), nn.ReLU(),
-            nn.Linear(width, 2 * channels * 7 * 7), nn.ReLU(), nn.Unflatten(1, (2 * channels, 7, 7)),
-            nn.ConvTranspose2d(2 * channels, channels, 4, stride=2, padding=1), nn.ReLU(),  # (channels, 14, 14)
-            nn.ConvTranspose2d(channels, 1, 4, stride=2, padding=1))                        # (1, 28, 28)
+            nn.Linear(latent_dim, width),
+            nn.ReLU(),
+            nn.Linear(width, 2 * channels * 7 * 7),
+            nn.ReLU(),
+            nn.Unflatten(1, (2 * channels, 7, 7)),
+            nn.ConvTranspose2d(2 * channels, channels, 4, stride=2, padding=1),
+            nn.ReLU(),  # (channels, 14, 14)
+            nn.ConvTranspose2d(channels, 1, 4, stride=2, padding=1),
+        )  # (1, 28, 28)
 
     def forward(self, z):
         return self.net(z)

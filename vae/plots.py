@@ -17,19 +17,31 @@ from vae.errors import exit_on_user_error
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
-    p = parser("plots", "Redraw the figures of a run from its checkpoint, with the config saved in the run "
-                        "(options override its `plots` block).")
-    p.add_argument("run", help="a run directory (outputs/<date>/<time>; its best.ckpt, else last.ckpt) "
-                               "or a .ckpt file inside one")
+    p = parser(
+        "plots",
+        "Redraw the figures of a run from its checkpoint, with the config saved in the run "
+        "(options override its `plots` block).",
+    )
+    p.add_argument(
+        "run", help="a run directory (outputs/<date>/<time>; its best.ckpt, else last.ckpt) or a .ckpt file inside one"
+    )
     p.add_argument("--n-samples", type=int, metavar="N", help="draws of z in the samples figure")
     p.add_argument("--n-reconstructions", type=int, metavar="N", help="dev images in the reconstructions figure")
     p.add_argument("--grid-size", type=int, metavar="N", help="the manifold's grid is grid-size x grid-size")
     p.add_argument("--n-interpolations", type=int, metavar="N", help="pairs of dev images in the interpolation figure")
     p.add_argument("--interpolation-steps", type=int, metavar="N", help="images per interpolation row, ends included")
-    p.add_argument("--pdf", action=argparse.BooleanOptionalAction, default=None,
-                   help="also write PDFs (default: the run's plots.pdf)")
-    p.add_argument("--out", metavar="DIR", help="folder for the figures (default: <run dir>/figures; for a checkpoint "
-                                                "file other than best.ckpt, <run dir>/figures-<its name>)")
+    p.add_argument(
+        "--pdf",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also write PDFs (default: the run's plots.pdf)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="folder for the figures (default: <run dir>/figures; for a checkpoint "
+        "file other than best.ckpt, <run dir>/figures-<its name>)",
+    )
     p.add_argument("--data-root", metavar="DIR", help="folder holding MNIST/raw/, if not where the run found it")
     args = p.parse_args(argv)
     given = {key: value for key in SETTINGS if (value := getattr(args, key)) is not None}

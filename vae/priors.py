@@ -75,5 +75,7 @@ class FittedGaussian:
         return self.distribution.log_prob(z)
 
     def describe(self) -> str:
-        return (f"z ~ N(m, S), m and S the mean and covariance of the codes of the {self.fitted_to:,} training "
-                "images\n(an AE has no prior)")
+        return (
+            f"z ~ N(m, S), m and S the mean and covariance of the codes of the {self.fitted_to:,} training "
+            "images\n(an AE has no prior)"
+        )

@@ -50,13 +50,17 @@ def find_checkpoint(path: Path) -> tuple[Path, Path]:
         candidates = [path / "checkpoints" / name for name in ("best.ckpt", "last.ckpt")]
         checkpoint = next((c for c in candidates if c.is_file()), None)
         if checkpoint is None and (path / ".hydra" / "config.yaml").is_file():
-            raise UserError(f"{path} is a run directory without checkpoints (checkpoints/best.ckpt or last.ckpt): "
-                            "it stopped before the end of its first epoch")
+            raise UserError(
+                f"{path} is a run directory without checkpoints (checkpoints/best.ckpt or last.ckpt): "
+                "it stopped before the end of its first epoch"
+            )
     else:
         raise UserError(f"{path} does not exist: give a run directory (outputs/<date>/<time>) or a .ckpt file")
     if not (run_dir / ".hydra" / "config.yaml").is_file():
-        raise UserError(f"{path} is not a run of train.py: {run_dir / '.hydra' / 'config.yaml'} is missing; "
-                        "give a run directory (outputs/<date>/<time>) or a checkpoint inside one")
+        raise UserError(
+            f"{path} is not a run of train.py: {run_dir / '.hydra' / 'config.yaml'} is missing; "
+            "give a run directory (outputs/<date>/<time>) or a checkpoint inside one"
+        )
     return run_dir, checkpoint
 
 
@@ -106,8 +110,10 @@ def load_model(checkpoint: Path):
     try:
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise UserError(f"checkpoint {checkpoint} does not load (not a torch checkpoint, or a damaged one): "
-                        f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
+        raise UserError(
+            f"checkpoint {checkpoint} does not load (not a torch checkpoint, or a damaged one): "
+            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        ) from error
     check_format(saved)
     hparams, model_class = saved.get("hyper_parameters"), saved.get("vae_lab_model")
     if not isinstance(hparams, dict) or not isinstance(model_class, str):

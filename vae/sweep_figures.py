@@ -1,7 +1,7 @@
 """The figures of a sweep's comparison (vae/compare.py), in vae/drawing.py's style:
 
-    val_curves.png, val_rec_curves.png, val_kl_curves.png   one line per run: the metric over epochs
-    samples_by_run.png                                      each run's decoder means of the same z ~ N(0, I)
+val_curves.png, val_rec_curves.png, val_kl_curves.png   one line per run: the metric over epochs
+samples_by_run.png                                      each run's decoder means of the same z ~ N(0, I)
 """
 
 import logging
@@ -11,8 +11,8 @@ from vae.sweeps import Job, label, ranked, swept_keys
 
 log = logging.getLogger(__name__)
 
-SAMPLES = 8          # decoder means per run in samples_by_run.png
-SAMPLE_SEED = 0      # the z ~ N(0, I) every run decodes
+SAMPLES = 8  # decoder means per run in samples_by_run.png
+SAMPLE_SEED = 0  # the z ~ N(0, I) every run decodes
 
 
 def plot_curves(jobs: list[Job], metric: str, path: Path, formats: tuple[str, ...]) -> bool:
@@ -27,8 +27,13 @@ def plot_curves(jobs: list[Job], metric: str, path: Path, formats: tuple[str, ..
     ax = fig.subplots()
     for job in runs:
         rows = [row for row in job.history if metric in row]
-        ax.plot([row["epoch"] for row in rows], [row[metric] for row in rows], marker="o", markersize=3,
-                label=label(job, keys) + ("" if job.status == "completed" else f" ({job.status})"))
+        ax.plot(
+            [row["epoch"] for row in rows],
+            [row[metric] for row in rows],
+            marker="o",
+            markersize=3,
+            label=label(job, keys) + ("" if job.status == "completed" else f" ({job.status})"),
+        )
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(f"{metric} (nats per image)")
@@ -66,11 +71,12 @@ def plot_samples(jobs: list[Job], path: Path, formats: tuple[str, ...], n: int =
     axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
     for ax, (job, run) in zip(axes, rows):
         with torch.no_grad():
-            images = run.model.decode(z[:, :run.model.latent_dim])
+            images = run.model.decode(z[:, : run.model.latent_dim])
         show(ax, tile(images, columns=n))
         note = " (no prior)" if run.model.prior is None else ""
-        ax.set_ylabel(f"{label(job, keys)}\n{run.model.name}{note}", rotation=0, ha="right", va="center",
-                      fontsize="small")
+        ax.set_ylabel(
+            f"{label(job, keys)}\n{run.model.name}{note}", rotation=0, ha="right", va="center", fontsize="small"
+        )
     fig.suptitle(f"Decoder means of the same {n} draws of z ~ N(0, I)")
     for suffix in formats:
         save(fig, path.with_suffix(f".{suffix}"), bbox_inches="tight")

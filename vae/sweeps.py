@@ -19,9 +19,9 @@ from vae.history import read_history
 class Job:
     dir: Path
     num: int
-    overrides: dict[str, str]                 # key -> value, as in .hydra/overrides.yaml
-    status: str                               # completed | failed | unfinished
-    not_swept: tuple[str, ...] = ()           # overrides that are not hyperparameters (the config's exclude_keys)
+    overrides: dict[str, str]  # key -> value, as in .hydra/overrides.yaml
+    status: str  # completed | failed | unfinished
+    not_swept: tuple[str, ...] = ()  # overrides that are not hyperparameters (the config's exclude_keys)
     metrics: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
 
@@ -63,8 +63,15 @@ def read_job(job_dir: Path) -> Job:
     except json.JSONDecodeError:  # being written at this very moment
         metrics = {}
     status = metrics.get("status", "unfinished")
-    return Job(dir=job_dir, num=int(num), overrides=read_overrides(hydra_dir / "overrides.yaml"), status=status,
-               not_swept=not_swept, metrics=metrics, history=read_history(job_dir / "history.csv"))
+    return Job(
+        dir=job_dir,
+        num=int(num),
+        overrides=read_overrides(hydra_dir / "overrides.yaml"),
+        status=status,
+        not_swept=not_swept,
+        metrics=metrics,
+        history=read_history(job_dir / "history.csv"),
+    )
 
 
 def find_job_dirs(folder: Path, depth: int = 3) -> list[Path]:
@@ -86,14 +93,20 @@ def collect(sweep_dir: Path) -> list[Job]:
     job_dirs = find_job_dirs(sweep_dir)
     if not job_dirs:
         if (sweep_dir / ".hydra" / "config.yaml").is_file():
-            raise UserError(f"{sweep_dir} is a single run, not a sweep: a comparison needs the directory of a "
-                            "`python train.py -m ...` (outputs/multirun/<date>/<time>)")
+            raise UserError(
+                f"{sweep_dir} is a single run, not a sweep: a comparison needs the directory of a "
+                "`python train.py -m ...` (outputs/multirun/<date>/<time>)"
+            )
         if (sweep_dir / "multirun.yaml").is_file():
-            raise UserError(f"{sweep_dir} is a sweep whose jobs have not started yet: no job directory "
-                            "(<job>/.hydra/overrides.yaml) in it; try again once the first job runs")
-        raise UserError(f"{sweep_dir} is not a sweep directory: it holds no job directories "
-                        "(<job>/.hydra/overrides.yaml); give the folder `python train.py -m ...` printed, "
-                        "e.g. outputs/multirun/<date>/<time>")
+            raise UserError(
+                f"{sweep_dir} is a sweep whose jobs have not started yet: no job directory "
+                "(<job>/.hydra/overrides.yaml) in it; try again once the first job runs"
+            )
+        raise UserError(
+            f"{sweep_dir} is not a sweep directory: it holds no job directories "
+            "(<job>/.hydra/overrides.yaml); give the folder `python train.py -m ...` printed, "
+            "e.g. outputs/multirun/<date>/<time>"
+        )
     return sorted((read_job(d) for d in job_dirs), key=lambda job: (job.num, str(job.dir)))
 
 
@@ -107,8 +120,7 @@ def swept_keys(jobs: list[Job]) -> list[str]:
 def fixed_overrides(jobs: list[Job], keys: list[str]) -> list[str]:
     """Overrides shared by every job (the rest of the command line), for the table's heading."""
     shared = {key: value for key, value in jobs[0].overrides.items() if key not in keys}
-    return [f"{key}={value}" for key, value in shared.items()
-            if all(job.overrides.get(key) == value for job in jobs)]
+    return [f"{key}={value}" for key, value in shared.items() if all(job.overrides.get(key) == value for job in jobs)]
 
 
 def label(job: Job, keys: list[str]) -> str:

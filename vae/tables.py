@@ -9,8 +9,8 @@ from vae.sweeps import Job, fixed_overrides, label, ranked, swept_keys
 
 @dataclass
 class Column:
-    name: str        # as in comparison.md
-    latex: str       # as in comparison.tex
+    name: str  # as in comparison.md
+    latex: str  # as in comparison.tex
     value: Callable[[Job], str]  # job -> cell text, "" when it does not apply
 
 
@@ -18,6 +18,7 @@ def loss(name: str):
     def cell(job: Job) -> str:
         value = job.best().get(name) if name.startswith("val/") else job.metrics.get(name)
         return "" if value is None or job.status == "failed" else f"{value:.2f}"
+
     return cell
 
 
@@ -33,13 +34,15 @@ def columns(jobs: list[Job]) -> list[Column]:
     def seconds(job):
         return f"{job.metrics['fit_seconds']:.0f}" if "fit_seconds" in job.metrics else ""
 
-    cols = [Column("status", "status", lambda job: job.status),
-            Column("parameters", "parameters", parameters),
-            Column("epochs run", "epochs run", epochs),
-            Column("val loss", "val loss", loss("val/loss")),
-            Column("val rec", "val rec", loss("val/rec")),
-            Column("val KL", "val KL", loss("val/kl")),
-            Column("test loss", "test loss", loss("test/loss"))]
+    cols = [
+        Column("status", "status", lambda job: job.status),
+        Column("parameters", "parameters", parameters),
+        Column("epochs run", "epochs run", epochs),
+        Column("val loss", "val loss", loss("val/loss")),
+        Column("val rec", "val rec", loss("val/rec")),
+        Column("val KL", "val KL", loss("val/kl")),
+        Column("test loss", "test loss", loss("test/loss")),
+    ]
     if any("test/log_likelihood" in job.metrics for job in jobs):
         cols.append(Column("test log p(x)", r"test $\log p(x)$", loss("test/log_likelihood")))
     cols.append(Column("fit time (s)", "fit time (s)", seconds))
@@ -51,18 +54,23 @@ def markdown(jobs: list[Job], sweep_dir: Path) -> str:
     cols = columns(jobs)
     counts = {status: sum(job.status == status for job in jobs) for status in ("completed", "failed", "unfinished")}
     runs = f"{len(jobs)} run{'s' if len(jobs) != 1 else ''}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    lines = [f"# Model comparison: {sweep_dir}", "",
-             f"{runs}. Sorted by val loss at the best epoch (nats per image, lower is better); val rec and KL at that "
-             "epoch; test on the best checkpoint; unfinished runs show their best epoch so far."]
+    lines = [
+        f"# Model comparison: {sweep_dir}",
+        "",
+        f"{runs}. Sorted by val loss at the best epoch (nats per image, lower is better); val rec and KL at that "
+        "epoch; test on the best checkpoint; unfinished runs show their best epoch so far.",
+    ]
     fixed = fixed_overrides(jobs, keys)
     if fixed:
         lines += ["", "Every run: " + " ".join(f"`{item}`" for item in fixed) + "."]
     header = ["run", *keys, *(col.name for col in cols)]
-    lines += ["", "| " + " | ".join(header) + " |",
-              "|" + "|".join("---" if i <= len(keys) else "---:" for i in range(len(header))) + "|"]
+    lines += [
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i <= len(keys) else "---:" for i in range(len(header))) + "|",
+    ]
     for job in ranked(jobs):
-        cells = [str(job.num), *(job.overrides.get(key, "") for key in keys),
-                 *(col.value(job) or "-" for col in cols)]
+        cells = [str(job.num), *(job.overrides.get(key, "") for key in keys), *(col.value(job) or "-" for col in cols)]
         lines.append("| " + " | ".join(cells) + " |")
     failed = [job for job in ranked(jobs) if job.status == "failed"]
     if failed:
@@ -71,8 +79,18 @@ def markdown(jobs: list[Job], sweep_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "_": r"\_",
+    "%": r"\%",
+    "&": r"\&",
+    "#": r"\#",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -91,11 +109,16 @@ def latex(jobs: list[Job], sweep_dir: Path) -> str:
     keys = swept_keys(jobs)
     cols = [col for col in columns(jobs) if col.name != "status"]
     header = [latex_escape(key) for key in keys] + [col.latex for col in cols]
-    lines = [f"% Model comparison of the sweep {sweep_dir} (written by vae.compare).",
-             "% Needs \\usepackage{booktabs}. Losses in nats per image; val at the best epoch, test on its checkpoint.",
-             r"\begin{table}[ht]", r"\centering",
-             r"\begin{tabular}{" + "l" * len(keys) + "r" * len(cols) + "}", r"\toprule",
-             " & ".join(header) + r" \\", r"\midrule"]
+    lines = [
+        f"% Model comparison of the sweep {sweep_dir} (written by vae.compare).",
+        "% Needs \\usepackage{booktabs}. Losses in nats per image; val at the best epoch, test on its checkpoint.",
+        r"\begin{table}[ht]",
+        r"\centering",
+        r"\begin{tabular}{" + "l" * len(keys) + "r" * len(cols) + "}",
+        r"\toprule",
+        " & ".join(header) + r" \\",
+        r"\midrule",
+    ]
     for job in ranked(jobs):
         swept = [latex_escape(job.overrides.get(key, "")) for key in keys]
         if job.status == "failed":
@@ -105,8 +128,12 @@ def latex(jobs: list[Job], sweep_dir: Path) -> str:
             if job.status == "unfinished":
                 cells[-1] = r"\emph{unfinished}"
         lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}",
-              r"\caption{Model comparison, sorted by validation loss (negative ELBO for a VAE, "
-              r"$-\log p(x \mid z)$ for an auto-encoder; nats per image, lower is better).}",
-              r"\label{tab:comparison}", r"\end{table}"]
+    lines += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\caption{Model comparison, sorted by validation loss (negative ELBO for a VAE, "
+        r"$-\log p(x \mid z)$ for an auto-encoder; nats per image, lower is better).}",
+        r"\label{tab:comparison}",
+        r"\end{table}",
+    ]
     return "\n".join(lines) + "\n"

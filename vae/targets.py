@@ -22,9 +22,11 @@ def targets(node) -> list[str]:
 def check_targets(node, where: str) -> None:
     for target in targets(node):
         if not target.startswith(ALLOWED):
-            raise UserError(f"{where} names `_target_: {target}`, which is not a class of vae-lab, torch.optim, "
-                            f"torch.nn or Lightning; refusing to build it (a config from elsewhere must not run "
-                            "code): use a run directory written by train.py")
+            raise UserError(
+                f"{where} names `_target_: {target}`, which is not a class of vae-lab, torch.optim, "
+                f"torch.nn or Lightning; refusing to build it (a config from elsewhere must not run "
+                "code): use a run directory written by train.py"
+            )
 
 
 def instantiate(node, where: str = "the config", **kwargs):

@@ -41,7 +41,8 @@ def quiet_lightning() -> None:
     that its own code triggers on recent torch."""
     logging.getLogger("lightning").handlers.clear()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: not str(record.msg).startswith("💡 Tip"))
+        lambda record: not str(record.msg).startswith("💡 Tip")
+    )
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
@@ -59,18 +60,24 @@ def build(cfg: DictConfig):
         progress_bar = sys.stderr.isatty()
     callbacks = {name: instantiate(node) for name, node in cfg.callbacks.items()}
     callbacks["history"].print_summary = not progress_bar
-    trainer = instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=list(callbacks.values()),
-                          enable_progress_bar=progress_bar)
+    trainer = instantiate(
+        cfg.trainer,
+        logger=instantiate(cfg.logger),
+        callbacks=list(callbacks.values()),
+        enable_progress_bar=progress_bar,
+    )
     return datamodule, model, trainer, callbacks["history"]
 
 
 def check_launch(trainer, multirun: bool) -> None:
     """DDP on one machine starts its other processes by running the command line again: not inside a sweep."""
     if multirun and trainer.world_size > 1 and not trainer.strategy.cluster_environment.creates_processes_externally:
-        raise UserError("DDP starts its other processes by running the command line again, which a sweep on "
-                        "this machine cannot do: train one run with DDP (python train.py trainer=ddp ...), or sweep "
-                        "on SLURM (hydra/launcher=slurm hydra.launcher.tasks_per_node=<trainer.devices>), which "
-                        "starts them")
+        raise UserError(
+            "DDP starts its other processes by running the command line again, which a sweep on "
+            "this machine cannot do: train one run with DDP (python train.py trainer=ddp ...), or sweep "
+            "on SLURM (hydra/launcher=slurm hydra.launcher.tasks_per_node=<trainer.devices>), which "
+            "starts them"
+        )
 
 
 def last_checkpoint(run_dir: Path, resume: bool) -> Path | None:
@@ -104,8 +111,6 @@ def train(cfg: DictConfig, multirun: bool = False) -> dict:
     import lightning as L
     import torch
 
-    from vae.evaluation import evaluate_split, scalars, summary
-    from vae.figures import draw_all
     from vae.runs import write_metrics
 
     quiet_lightning()
@@ -113,8 +118,10 @@ def train(cfg: DictConfig, multirun: bool = False) -> dict:
         torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.paths.output_dir)
     checkpoint = last_checkpoint(run_dir, bool(cfg.resume))
-    log.info(f"run directory: {run_dir} (torch threads: {torch.get_num_threads()})"
-             + (f" (resuming from {checkpoint})" if checkpoint else ""))
+    log.info(
+        f"run directory: {run_dir} (torch threads: {torch.get_num_threads()})"
+        + (f" (resuming from {checkpoint})" if checkpoint else "")
+    )
     L.seed_everything(cfg.seed, verbose=False)
 
     datamodule, model, trainer, history = build(cfg)
@@ -123,6 +130,9 @@ def train(cfg: DictConfig, multirun: bool = False) -> dict:
     logger.log_hyperparams(flat_config(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan})
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+    from vae.evaluation import evaluate_split, scalars, summary  # imported once needed: training starts sooner
+    from vae.figures import draw_all
+
     test = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)[0]
     draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
 
@@ -130,14 +140,19 @@ def train(cfg: DictConfig, multirun: bool = False) -> dict:
     if trainer.is_global_zero:  # with DDP, one process writes
         write_metrics(run_dir, metrics)  # before the evaluation, which can take long: an interrupted one loses nothing
     if cfg.eval.enabled and trainer.is_global_zero:  # the best checkpoint (loaded by trainer.test) in nats
-        evaluation = evaluate_split(model, datamodule, cfg.eval.split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed)
+        evaluation = evaluate_split(
+            model, datamodule, cfg.eval.split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed
+        )
         metrics.update(evaluation)
         logger.log_metrics(scalars(evaluation), step=trainer.global_step)
         log.info(summary(evaluation, cfg.eval.split, len(datamodule.splits[cfg.eval.split][0])))
         write_metrics(run_dir, metrics)
-    logger.log_metrics({"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]},
-                       step=trainer.global_step)
+    logger.log_metrics(
+        {"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]}, step=trainer.global_step
+    )
     logger.finalize("success")
-    log.info(f"val/loss {metrics['val/loss']:.3f} (epoch {metrics['best_epoch']})  test/loss {metrics['test/loss']:.3f}  "
-             f"-> {run_dir / 'metrics.json'}")
+    log.info(
+        f"val/loss {metrics['val/loss']:.3f} (epoch {metrics['best_epoch']})  test/loss {metrics['test/loss']:.3f}  "
+        f"-> {run_dir / 'metrics.json'}"
+    )
     return metrics
