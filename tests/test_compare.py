@@ -10,7 +10,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from helpers import CONF, ROOT, job_dirs, run_train, table
+from helpers import CONF, NO_FIGURES, ROOT, job_dirs, run_train, table
 from vae.compare import main as compare_main
 from vae.compare import write_comparison
 from vae.errors import UserError
@@ -24,7 +24,7 @@ def sweep(tiny_overrides, tmp_path_factory):  # the tests that use it are marked
     """A 2 x 2 sweep (model x latent_dim) of two epochs, as a user runs it."""
     sweep_dir = tmp_path_factory.mktemp("sweep") / "2x2"
     result = run_train(
-        "-m", *tiny_overrides, "epochs=2", "model=ae,vae", "latent_dim=2,3", f"hydra.sweep.dir={sweep_dir}"
+        "-m", *tiny_overrides, *NO_FIGURES, "epochs=2", "model=ae,vae", "latent_dim=2,3", f"hydra.sweep.dir={sweep_dir}"
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return sweep_dir, result
@@ -138,6 +138,7 @@ def test_parallel_sweep_with_failing_jobs_still_writes_the_table(tiny_overrides,
     result = run_train(
         "-m",
         *tiny_overrides,
+        *NO_FIGURES,
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         "trainer=default,ddp",
@@ -167,7 +168,12 @@ def test_parallel_sweep_with_failing_jobs_still_writes_the_table(tiny_overrides,
 @pytest.mark.slow
 def test_optuna_search_minimises_the_val_loss(tiny_overrides, tmp_path):
     result = run_train(
-        "-m", *tiny_overrides, "hparams_search=optuna", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path}"
+        "-m",
+        *tiny_overrides,
+        *NO_FIGURES,
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweep.dir={tmp_path}",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     losses = [json.loads((job / "metrics.json").read_text())["val/loss"] for job in job_dirs(tmp_path)]

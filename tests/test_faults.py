@@ -15,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from helpers import (
+    NO_FIGURES,
     ROOT,
     assert_one_clear_line,
     compose_config,
@@ -43,6 +44,8 @@ from vae.errors import UserError
         ("likelihood.sigma=0", "likelihood.sigma=0 is not valid: likelihood.sigma must be a positive number"),
         ("gradient_clip_val=-1", "gradient_clip_val=-1 is not valid"),
         ("data.dev_size=0", "data.dev_size=0 is not valid"),
+        ("plots.pdf=maybe", "plots.pdf='maybe' is not valid: plots.pdf must be true or false"),
+        ("eval.enabled=1", "eval.enabled=1 is not valid: eval.enabled must be true or false"),
     ],
 )
 def test_bad_values_are_named_with_their_rule(override, message, tmp_path):
@@ -140,15 +143,14 @@ def medium_overrides(root):
 
 def test_same_seed_same_metrics(vae_run, vae_run_args, tmp_path):
     """And the figures take none of training's random numbers: without them the numbers are the same too."""
-    train_run([*vae_run_args, "plots.every_n_epochs=0"], tmp_path)
+    train_run([*vae_run_args, "plots.every_n_epochs=0", "plots.at_end=false"], tmp_path)
     assert metrics_without_timing(tmp_path) == metrics_without_timing(vae_run)
 
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(medium_mnist, tmp_path):
     overrides = medium_overrides(medium_mnist)
-    result = run_train(*overrides, f"hydra.run.dir={tmp_path / 'reference'}")
-    assert result.returncode == 0, result.stderr
+    train_run(overrides, tmp_path / "reference")  # the uninterrupted run, in this process
 
     killed = tmp_path / "killed"
     process = subprocess.Popen(
@@ -215,10 +217,11 @@ def test_checkpoint_of_another_format_is_refused(vae_run, tmp_path):
 
 @pytest.mark.slow
 def test_sweep_with_a_failing_job_completes_the_others(tiny_overrides, tmp_path):
-    result = run_train("-m", *tiny_overrides, "lr=1e-3,-1,1e-4", f"hydra.sweep.dir={tmp_path}")
+    """Hydra's basic launcher runs the jobs in one process: the job after a failed one still completes."""
+    result = run_train("-m", *tiny_overrides, *NO_FIGURES, "lr=-1,1e-3", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr
     status = {}
     for job in sorted(p for p in tmp_path.iterdir() if p.is_dir() and (p / ".hydra").is_dir()):
         lr = OmegaConf.load(job / ".hydra" / "config.yaml").lr
         status[lr] = json.loads((job / "metrics.json").read_text())["status"]
-    assert status == {1e-3: "completed", -1: "failed", 1e-4: "completed"}
+    assert status == {-1: "failed", 1e-3: "completed"}

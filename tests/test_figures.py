@@ -253,7 +253,8 @@ def test_every_model_and_likelihood_draws_its_figures_under_a_title_naming_its_l
     """Each figure's title names the model and its likelihood (a learned sigma is not a Bernoulli's)."""
     model = make_model(kind, latent_dim=2, likelihood=likelihood)
     history = read_history_of(model)
-    drawn = plots.figures(model, datamodule, history, 0, PLOTS)
+    small = {**PLOTS, "n_samples": 4, "grid_size": 3, "n_interpolations": 2, "interpolation_steps": 3}
+    drawn = plots.figures(model, datamodule, history, 0, small)
     assert set(drawn) == ALL
     words = {
         "gaussian": "Gaussian p(x | z), σ = 0.2",

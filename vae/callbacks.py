@@ -1,15 +1,67 @@
-"""Lightning callbacks of a run besides the history (vae/history.py) and the checkpoints' random state
-(vae/checkpoints.py): the guard against a non-finite loss, and the figures in TensorBoard."""
+"""Lightning callbacks of a run (the checkpoints' random state is in vae/checkpoints.py): the per-epoch history,
+the guard against a non-finite loss, and the figures in TensorBoard."""
 
+import logging
 import math
+import time
 from collections import deque
+from pathlib import Path
 
 import lightning as L
 from omegaconf import OmegaConf
 
 from vae.config import validate
 from vae.errors import UserError
-from vae.history import History
+from vae.history import write_history
+
+log = logging.getLogger(__name__)
+
+
+class History(L.Callback):
+    """Writes train and val metrics of every epoch to `history.csv` (the data of the learning curves).
+
+    With `print_summary` (on when the progress bar is off, as in CI logs) it also prints one line per epoch.
+    """
+
+    def __init__(self, path: str, print_summary: bool = False):
+        self.path = Path(path)
+        self.print_summary = print_summary
+        self.rows: list[dict] = []
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        metrics = {
+            name: float(value)
+            for name, value in trainer.callback_metrics.items()
+            if name.split("/")[0] in ("train", "val")
+        }
+        row = {
+            "epoch": trainer.current_epoch + 1,
+            "step": trainer.global_step,
+            "seconds": round(time.perf_counter() - self._start, 3),
+            **dict(sorted(metrics.items())),
+        }
+        self.rows.append(row)
+        if trainer.is_global_zero:
+            write_history(self.path, self.rows)
+            if self.print_summary:
+                shown = "  ".join(f"{name} {value:.2f}" for name, value in sorted(metrics.items()))
+                log.info(f"epoch {row['epoch']}/{trainer.max_epochs}  {shown}  ({row['seconds']:.1f} s)")
+
+    def best(self, monitor: str = "val/loss") -> dict:
+        """The epoch row with the lowest `monitor`: the epoch of the best checkpoint."""
+        return min((row for row in self.rows if monitor in row), key=lambda row: row[monitor])
+
+    def state_dict(self) -> dict:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.rows = list(state_dict["rows"])
 
 
 class FiniteLoss(L.Callback):

@@ -27,6 +27,10 @@ def non_negative_number(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool) and value >= 0
 
 
+def boolean(value) -> bool:
+    return isinstance(value, bool)
+
+
 def optional(rule):
     return lambda value: value is None or rule(value)
 
@@ -50,6 +54,12 @@ RULES = {  # key: (rule, what the rule says)
     "eval.iw_samples": (positive_int, "a positive integer (importance samples K per image)"),
     "eval.chunk_size": (positive_int, "a positive integer ((image, sample) pairs per decoder pass)"),
     "eval.split": (lambda value: value in ("test", "dev"), "test or dev"),
+    "plots.at_end": (boolean, "true or false"),
+    "plots.pdf": (boolean, "true or false"),
+    "eval.enabled": (boolean, "true or false"),
+    "data.download": (boolean, "true or false"),
+    "likelihood.per_pixel": (boolean, "true or false"),
+    "likelihood.learn_sigma": (boolean, "true or false"),
     "plots.every_n_epochs": (non_negative_int, "a non-negative integer (0: never during training)"),
     "plots.n_samples": (positive_int, "a positive integer"),
     "plots.n_reconstructions": (positive_int, "a positive integer"),

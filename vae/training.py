@@ -48,7 +48,7 @@ def quiet_lightning() -> None:
 
 def build(cfg: DictConfig):
     """(datamodule, model, trainer, history): the run's objects as the config describes them; `history` is the
-    Trainer's History callback (vae/history.py). The command line is the user's own: its `_target_`s are built as
+    Trainer's History callback (vae/callbacks.py). The command line is the user's own: its `_target_`s are built as
     given (a callback of theirs, say); the model checks its parts itself (vae/targets.py), since they go into
     checkpoints that others load."""
     from hydra.utils import instantiate
@@ -134,7 +134,8 @@ def train(cfg: DictConfig, multirun: bool = False) -> dict:
     from vae.figures import draw_all
 
     test = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)[0]
-    draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
+    if cfg.plots.at_end:
+        draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
 
     metrics = run_metrics(trainer, history, test, model, run_dir)
     if trainer.is_global_zero:  # with DDP, one process writes
