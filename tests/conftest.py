@@ -31,7 +31,14 @@ def tiny_overrides(tiny_mnist) -> list[str]:
 @pytest.fixture(scope="session")
 def vae_run_args(tiny_overrides):
     """The default VAE for two epochs, with the figures in TensorBoard every epoch."""
-    return [*tiny_overrides, "epochs=2", "plots.every_n_epochs=1", "plots.grid_size=8"]
+    return [
+        *tiny_overrides,
+        "epochs=2",
+        "plots.every_n_epochs=1",
+        "plots.grid_size=8",
+        "plots.n_samples=16",
+        "plots.n_interpolations=4",
+    ]
 
 
 @pytest.fixture(scope="session")
