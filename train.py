@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vae.command_line import prepare_command_line
-from vae.errors import exit_on_user_error
+from vae.errors import Interrupted, exit_on_user_error
 from vae.runs import record_failure
 
 log = logging.getLogger("train")
@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> float:
         return train(cfg, multirun)["val/loss"]  # what a sweeper (Optuna) minimises
     except Exception as error:
         message = record_failure(run_dir, error)
-        if not multirun:
+        if not multirun or isinstance(error, Interrupted):  # a signal stops the whole sweep too
             raise
         # In a sweep a failed job is recorded and the others go on; the comparison marks it failed.
         log.error(f"error: {message} (job {run_dir} failed; the sweep goes on)")

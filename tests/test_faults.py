@@ -180,6 +180,33 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(medium_mnist, tmp_
     assert [row.split(",")[0] for row in rows[1:]] == ["1", "2", "3"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_epoch_stops_with_a_nonzero_status_and_an_interrupted_run(stop, medium_mnist, tmp_path):
+    """SIGTERM (SLURM, `timeout`) ended with status 0 and no metrics.json: a script took it for a finished run."""
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *medium_overrides(medium_mnist), f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 600
+    while time.time() < deadline and not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        time.sleep(0.02)
+    time.sleep(0.3)  # into the second epoch
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=120)
+    name = "SIGTERM" if stop == signal.SIGTERM else "SIGINT (Ctrl+C)"
+    assert process.returncode != 0, stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"error: training stopped by {name} in epoch "), stderr
+    assert f"resume={run_dir}" in stderr.strip().splitlines()[-1]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and name in metrics["error"]
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()  # what resume= continues from (tested above)
+
+
 def copy_run(vae_run, tmp_path) -> Path:
     run_dir = tmp_path / "copy"
     shutil.copytree(vae_run, run_dir)

@@ -9,6 +9,11 @@ class UserError(Exception):
     """Bad input (a config value, a missing or corrupt data file): the message says what and how to fix it."""
 
 
+class Interrupted(UserError):
+    """Training stopped by a signal (SIGTERM from SLURM or `timeout`, SIGINT from Ctrl+C): the run is
+    marked "interrupted", not failed, and can be resumed."""
+
+
 def find_user_error(error: BaseException | None) -> UserError | None:
     """The UserError behind an exception (Hydra's instantiate wraps the errors it meets)."""
     while error is not None:

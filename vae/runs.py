@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from vae.errors import UserError, find_user_error
+from vae.errors import Interrupted, UserError, find_user_error
 
 if TYPE_CHECKING:  # torch is imported where it is needed: update_metrics serves train.py's error path, before it
     import torch
@@ -88,15 +88,16 @@ def update_metrics(run_dir: Path, values: dict) -> Path:
 
 
 def record_failure(run_dir: Path, error: Exception) -> str:
-    """Marks metrics.json {"status": "failed", "error": ...}, keeping what it already holds (a failure during
-    the evaluation keeps the training's numbers); an unexpected error's traceback goes to traceback.txt.
-    Returns the one-line message."""
+    """Marks metrics.json {"status": "failed" (or "interrupted" for a signal), "error": ...}, keeping what it
+    already holds (a failure during the evaluation keeps the training's numbers); an unexpected error's
+    traceback goes to traceback.txt. Returns the one-line message."""
     found = find_user_error(error)
     message = str(found) if found else f"{type(error).__name__}: {error}"
     run_dir.mkdir(parents=True, exist_ok=True)
     if found is None:
         (run_dir / "traceback.txt").write_text("".join(traceback.format_exception(error)))
-    update_metrics(run_dir, {"status": "failed", "error": message})
+    status = "interrupted" if isinstance(found, Interrupted) else "failed"
+    update_metrics(run_dir, {"status": status, "error": message})
     return message
 
 

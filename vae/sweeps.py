@@ -20,7 +20,7 @@ class Job:
     dir: Path
     num: int
     overrides: dict[str, str]  # key -> value, as in .hydra/overrides.yaml
-    status: str  # completed | failed | unfinished
+    status: str  # completed | failed | interrupted (by a signal; resumable) | unfinished (running, or killed)
     not_swept: tuple[str, ...] = ()  # overrides that are not hyperparameters (the config's exclude_keys)
     metrics: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
@@ -129,5 +129,5 @@ def label(job: Job, keys: list[str]) -> str:
 
 def ranked(jobs: list[Job]) -> list[Job]:
     """Completed runs by val loss, then unfinished ones (by val loss so far), then failed ones."""
-    order = {"completed": 0, "unfinished": 1, "failed": 2}
+    order = {"completed": 0, "interrupted": 1, "unfinished": 1, "failed": 2}
     return sorted(jobs, key=lambda job: (order.get(job.status, 3), job.best().get("val/loss", math.inf), job.num))

@@ -26,7 +26,7 @@ def columns(jobs: list[Job]) -> list[Column]:
     def epochs(job):
         if job.status == "completed":
             return str(job.metrics["epochs"])
-        return str(len(job.history)) if job.status == "unfinished" else ""
+        return str(len(job.history)) if job.status in ("interrupted", "unfinished") else ""
 
     def parameters(job):
         return f"{job.metrics['parameters']:,}" if "parameters" in job.metrics else ""
@@ -52,7 +52,10 @@ def columns(jobs: list[Job]) -> list[Column]:
 def markdown(jobs: list[Job], sweep_dir: Path) -> str:
     keys = swept_keys(jobs)
     cols = columns(jobs)
-    counts = {status: sum(job.status == status for job in jobs) for status in ("completed", "failed", "unfinished")}
+    counts = {
+        status: sum(job.status == status for job in jobs)
+        for status in ("completed", "failed", "interrupted", "unfinished")
+    }
     runs = f"{len(jobs)} run{'s' if len(jobs) != 1 else ''}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     lines = [
         f"# Model comparison: {sweep_dir}",
@@ -125,8 +128,8 @@ def latex(jobs: list[Job], sweep_dir: Path) -> str:
             cells = swept + [rf"\multicolumn{{{len(cols)}}}{{l}}{{\emph{{failed}}}}"]
         else:
             cells = swept + [latex_number(col.value(job)) for col in cols]
-            if job.status == "unfinished":
-                cells[-1] = r"\emph{unfinished}"
+            if job.status in ("interrupted", "unfinished"):
+                cells[-1] = rf"\emph{{{job.status}}}"
         lines.append(" & ".join(cells) + r" \\")
     lines += [
         r"\bottomrule",

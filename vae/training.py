@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from vae.config import validate
-from vae.errors import UserError
+from vae.errors import Interrupted, UserError
 
 log = logging.getLogger("train")
 
@@ -89,6 +89,22 @@ def last_checkpoint(run_dir: Path, resume: bool) -> Path | None:
     return checkpoint
 
 
+def interrupted(stop: SystemExit, trainer, run_dir: Path) -> Interrupted:
+    """The one-line message for a fit that a signal stopped."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    signal = "SIGTERM" if isinstance(stop, SIGTERMException) else "SIGINT (Ctrl+C)"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    kept = (
+        f"{last} holds the last finished epoch; continue with `python train.py resume={run_dir}`"
+        if last.is_file()
+        else "no epoch had finished, so there is no checkpoint: train again"
+    )
+    return Interrupted(
+        f"training stopped by {signal} in epoch {trainer.current_epoch + 1} (step {trainer.global_step}): {kept}"
+    )
+
+
 def run_metrics(trainer, history, test: dict, model, run_dir: Path) -> dict:
     """metrics.json of a finished fit: val at the best epoch, test of the best checkpoint, how long, how big."""
     best = history.best("val/loss")
@@ -129,11 +145,14 @@ def train(cfg: DictConfig, multirun: bool = False) -> dict:
     logger = trainer.logger
     logger.log_hyperparams(flat_config(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan})
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+        test = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)[0]
+    except SystemExit as stop:  # Lightning ends fit and test so on SIGTERM (SIGTERMException, status 0!) and SIGINT
+        raise interrupted(stop, trainer, run_dir) from stop
     from vae.evaluation import evaluate_split, scalars, summary  # imported once needed: training starts sooner
     from vae.figures import draw_all
 
-    test = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)[0]
     if cfg.plots.at_end:
         draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
 
