@@ -52,11 +52,7 @@ def compose_config(overrides, output_dir):
     return cfg
 
 
-LIKELIHOODS = {  # config nodes of conf/likelihood/, at small settings
-    "gaussian": {"_target_": "vae.likelihoods.GaussianLikelihood", "sigma": 0.2},
-    "gaussian_learned": {"_target_": "vae.likelihoods.GaussianLikelihood", "sigma": 0.2, "learn_sigma": True},
-    "bernoulli": {"_target_": "vae.likelihoods.BernoulliLikelihood"},
-}
+LIKELIHOODS = {path.stem: OmegaConf.to_container(OmegaConf.load(path)) for path in (CONF / "likelihood").glob("*.yaml")}
 
 
 def make_model(

@@ -16,3 +16,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def parser(tool: str, description: str) -> ArgumentParser:
     return ArgumentParser(prog=f"python -m vae.{tool}", description=description)
+
+
+def given(args: argparse.Namespace, keys) -> dict:
+    """The options among `keys` that the command line set (the rest stay as the run's config has them)."""
+    return {key: value for key in keys if (value := getattr(args, key)) is not None}

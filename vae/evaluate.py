@@ -8,7 +8,7 @@ or on the dev split, from its directory or a checkpoint; the numbers are merged 
 
 import argparse
 
-from vae.cli import parser
+from vae.cli import given, parser
 from vae.config import EVAL_SETTINGS, validate
 from vae.errors import exit_on_user_error
 
@@ -27,12 +27,10 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--split", help="test or dev: the images it evaluates")
     p.add_argument("--chunk-size", type=int, metavar="N", help="(image, sample) pairs per decoder pass: bounds memory")
     args = p.parse_args(argv)
-    validate({"eval": given(args)})  # the rules train.py checks eval.* with (vae/config.py), before loading anything
+    validate(
+        {"eval": given(args, EVAL_SETTINGS)}
+    )  # the rules train.py checks eval.* with (vae/config.py), before loading anything
     return args
-
-
-def given(args: argparse.Namespace) -> dict:
-    return {key: value for key in EVAL_SETTINGS if (value := getattr(args, key)) is not None}
 
 
 @exit_on_user_error
@@ -42,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     from vae.runs import load_run, update_metrics
 
     run = load_run(args.run)
-    settings = {**{key: run.cfg.eval[key] for key in EVAL_SETTINGS}, **given(args)}
+    settings = {**{key: run.cfg.eval[key] for key in EVAL_SETTINGS}, **given(args, EVAL_SETTINGS)}
     datamodule = run.datamodule()
     metrics = evaluate_split(run.model, datamodule, seed=run.cfg.seed, **settings)
     print(summary(metrics, settings["split"], len(datamodule.splits[settings["split"]][0])))

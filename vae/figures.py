@@ -31,7 +31,6 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from omegaconf import OmegaConf
 from torch.distributions import Normal
 
 from vae.config import PLOT_SETTINGS, validate
@@ -285,7 +284,7 @@ def learning_curves(history: list[dict], model) -> Figure:
 
 def check_settings(plots) -> dict:
     """The figure settings of a `plots` config block, checked by the rules of vae/config.py."""
-    validate(OmegaConf.create({"plots": {key: value for key, value in dict(plots).items() if key != "pdf"}}))
+    validate({"plots": dict(plots)})
     return {key: plots[key] for key in PLOT_SETTINGS}
 
 

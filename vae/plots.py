@@ -10,7 +10,7 @@ The run's saved config gives the settings (its `plots` block); options override 
 import argparse
 from pathlib import Path
 
-from vae.cli import parser
+from vae.cli import given, parser
 from vae.config import PLOT_SETTINGS as SETTINGS
 from vae.config import validate
 from vae.errors import exit_on_user_error
@@ -44,8 +44,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--data-root", metavar="DIR", help="folder holding MNIST/raw/, if not where the run found it")
     args = p.parse_args(argv)
-    given = {key: value for key in SETTINGS if (value := getattr(args, key)) is not None}
-    validate({"plots": given})  # the rules train.py checks plots.* with (vae/config.py), before loading anything
+    validate(
+        {"plots": given(args, (*SETTINGS, "pdf"))}
+    )  # the rules train.py checks plots.* with (vae/config.py), before loading anything
     return args
 
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     from vae.runs import load_run
 
     run = load_run(args.run)
-    plots = {**run.cfg.plots, **{key: value for key in (*SETTINGS, "pdf") if (value := getattr(args, key)) is not None}}
+    plots = {**run.cfg.plots, **given(args, (*SETTINGS, "pdf"))}
     out = args.out
     if out is None and Path(args.run).is_file() and run.checkpoint.name != "best.ckpt":
         out = run.dir / f"figures-{run.checkpoint.stem}"  # figures/ keeps the best checkpoint's
