@@ -6,12 +6,12 @@
 
 Each run writes into its Hydra run directory (under outputs/): TensorBoard events, checkpoints/,
 history.csv (losses per epoch), figures/ and metrics.json (val at the best epoch, test on the best checkpoint).
+What may happen to that directory is decided in one place: vae/run_directory.py.
 """
 
 import logging
 import math
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,8 +19,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vae.command_line import prepare_command_line
-from vae.errors import Interrupted, exit_on_user_error
-from vae.runs import record_failure
+from vae.errors import Interrupted, Refused, exit_on_user_error, find_user_error
+from vae.run_directory import RunDirectory
 
 log = logging.getLogger("train")
 
@@ -30,17 +30,20 @@ log = logging.getLogger("train")
 def main(cfg: DictConfig) -> float:
     from vae.training import train
 
-    run_dir = Path(cfg.paths.output_dir)
+    run = RunDirectory(cfg.paths.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        return train(cfg, multirun)["val/loss"]  # what a sweeper (Optuna) minimises
+        return train(cfg, run, multirun)["val/loss"]  # what a sweeper (Optuna) minimises
     except Exception as error:
-        message = record_failure(run_dir, error)
-        if not multirun or isinstance(error, Interrupted):  # a signal stops the whole sweep too
+        message = run.record_failure(error)  # not into a directory it refused: that one is as it was
+        if not multirun or isinstance(find_user_error(error), Interrupted):  # a signal stops the whole sweep too
             raise
         # In a sweep a failed job is recorded and the others go on; the comparison marks it failed.
-        log.error(f"error: {message} (job {run_dir} failed; the sweep goes on)")
+        refused = isinstance(find_user_error(error), Refused)
+        log.error(f"error: {message} (job {run.path} {'refused' if refused else 'failed'}; the sweep goes on)")
         return math.inf
+    finally:
+        run.close()
 
 
 if __name__ == "__main__":

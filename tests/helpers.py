@@ -82,22 +82,21 @@ def make_model(
 
 def train_run(overrides: list[str], run_dir: Path) -> dict:
     """One training run in this process, as `python train.py <overrides> hydra.run.dir=<run_dir>` runs it (same
-    config, same vae.training.train, .hydra/config.yaml and overrides.yaml written as Hydra writes them, a failure
-    recorded in metrics.json and raised), without the seconds a new process spends importing. Returns metrics.json."""
-    from vae.runs import record_failure
+    config, same vae.training.train and vae.run_directory.RunDirectory, a failure recorded in metrics.json and
+    raised), without the seconds a new process spends importing. Returns metrics.json."""
+    from vae.run_directory import RunDirectory
     from vae.training import train
 
-    run_dir = Path(run_dir)
+    run = RunDirectory(run_dir)
     composed = compose_config(list(overrides), run_dir)
     cfg = OmegaConf.masked_copy(composed, [key for key in composed if key != "hydra"])  # what @hydra.main passes
-    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
-    OmegaConf.save(OmegaConf.create(list(overrides)), run_dir / ".hydra" / "overrides.yaml")
     try:
-        return train(cfg)
+        return train(cfg, run)
     except Exception as error:
-        record_failure(run_dir, error)
+        run.record_failure(error)
         raise
+    finally:
+        run.close()
 
 
 def run_train(*args, cwd=ROOT, env=None):

@@ -113,6 +113,32 @@ def test_gzipped_files_are_read(tmp_path):
     assert len(dm.splits["test"][0]) == 10
 
 
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda packed: b"this is not gzip" + packed, "not a complete gzip file (BadGzipFile"),
+        (lambda packed: packed[: len(packed) // 2], "not a complete gzip file (EOFError"),
+    ],
+)
+def test_damaged_gzip_files_are_named(tmp_path, damage, message):
+    import gzip
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(damage(gzip.compress(bytes(range(256)) * 64)))
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        read_idx(path, ndim=3)
+
+
+@pytest.mark.parametrize("split,prefix", [("train", "train"), ("test", "t10k")])
+def test_a_file_without_images_is_named(tmp_path, split, prefix):
+    root = make_mnist(tmp_path, n_train=30, n_test=10)
+    raw = root / "MNIST" / "raw"
+    write_idx(raw / f"{prefix}-images-idx3-ubyte", torch.zeros(0, 28, 28, dtype=torch.uint8).numpy())
+    write_idx(raw / f"{prefix}-labels-idx1-ubyte", torch.zeros(0, dtype=torch.uint8).numpy())
+    with pytest.raises(UserError, match=f"the {split} images file holds no images"):
+        MNISTDataModule(str(root), dev_size=10, download=False).setup()
+
+
 def test_bad_magic_number_is_named(tmp_path):
     path = tmp_path / "train-images-idx3-ubyte"
     write_idx(path, torch.zeros(3, 28, 28, dtype=torch.uint8).numpy())

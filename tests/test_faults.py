@@ -3,6 +3,7 @@ resumes to the same result, a sweep survives a failed job."""
 
 import json
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from helpers import (
     run_train,
     train_run,
 )
-from vae.command_line import prepare_command_line
+from vae.command_line import RESUMED, RUN_DIR_ENV, prepare_command_line
 from vae.config import check_choices, validate
 from vae.errors import UserError
 
@@ -46,12 +47,36 @@ from vae.errors import UserError
         ("data.dev_size=0", "data.dev_size=0 is not valid"),
         ("plots.pdf=maybe", "plots.pdf='maybe' is not valid: plots.pdf must be true or false"),
         ("eval.enabled=1", "eval.enabled=1 is not valid: eval.enabled must be true or false"),
+        ("threads=-1", "threads=-1 is not valid: threads must be a positive integer"),
+        ("threads=abc", "threads='abc' is not valid"),
+        ("seed=4294967296", "seed=4294967296 is not valid: seed must be an integer from 0 to 4294967295"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 is not valid: trainer.max_epochs must be a positive integer"),
+        ("overwrite=yes", "overwrite='yes' is not valid: overwrite must be true or false"),
     ],
 )
 def test_bad_values_are_named_with_their_rule(override, message, tmp_path):
     cfg = compose_config([override], tmp_path)
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(".", r"\.")):
         validate(cfg)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["model=ae", "beta=5"], "beta=5 has no effect with model=ae, arch=mlp: nothing in this run reads beta"),
+        (["model=ae", "kl_warmup_epochs=3"], "kl_warmup_epochs=3 has no effect with model=ae"),
+        (["arch=conv", "depth=3"], "depth=3 has no effect with model=vae, arch=conv"),
+    ],
+)
+def test_a_key_nothing_reads_is_refused(overrides, message, tmp_path):
+    from vae.config import check_used
+
+    cfg = compose_config(overrides, tmp_path)
+    choices = dict(cfg.hydra.runtime.choices)
+    cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    with pytest.raises(UserError, match=message):
+        check_used(cfg, overrides, choices)
+    check_used(cfg, [o for o in overrides if o.startswith(("model=", "arch="))] + ["seed=3", "lr=0.01"], choices)
 
 
 @pytest.mark.parametrize("override", ["gradient_clip_val=null", "beta=0", "lr=1e-5", "seed=0"])
@@ -99,6 +124,10 @@ def test_nan_loss_stops_with_the_step_and_advice(tiny_overrides, tmp_path):
         "keep gradient clipping on",
     ):
         assert fragment in str(error.value)
+    # what is left to go back to, as it is: a checkpoint only once an epoch has finished
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert ("last.ckpt from the last finished epoch is intact" in str(error.value)) == last.is_file()
+    assert ("no epoch had finished, so there is no checkpoint" in str(error.value)) != last.is_file()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "failed" and "became" in metrics["error"]
 
@@ -213,17 +242,15 @@ def copy_run(vae_run, tmp_path) -> Path:
     return run_dir
 
 
-def test_resume_with_another_model_is_refused_clearly(vae_run, tmp_path):
-    """resume= reads the run's overrides back (the command line's win), as train.py expands them."""
+def test_resume_reads_the_runs_overrides_back(vae_run, tmp_path):
+    """resume= puts the run's own overrides first, then the command line's (which win); the directory reaches
+    Hydra through an environment variable, whatever its name (tests/test_run_directory.py resumes one)."""
     run_dir = copy_run(vae_run, tmp_path)
-    argv = prepare_command_line(["train.py", f"resume={run_dir}", "latent_dim=3"])
-    assert argv[-1] == f"hydra.run.dir={run_dir}" and "latent_dim=3" in argv and "resume=" + str(run_dir) in argv
-    with pytest.raises(
-        UserError,
-        match=r"another model than this config builds.*\(32, 2\) in the checkpoint and "
-        r"\(32, 3\) here",
-    ):
-        train_run(argv[1:-1], run_dir)
+    argv = prepare_command_line(["train.py", f"resume={run_dir}", "epochs=3"])
+    saved = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
+    kept = [o for o in saved if not o.startswith("epochs=")]
+    assert argv[1 : 1 + len(kept)] == kept
+    assert "epochs=3" in argv and argv[-2:] == RESUMED and os.environ[RUN_DIR_ENV] == str(run_dir.absolute())
 
 
 def test_resume_of_a_folder_that_is_not_a_run(tmp_path):

@@ -76,12 +76,18 @@ class FiniteLoss(L.Callback):
         if math.isfinite(loss):
             self.recent.append((trainer.global_step, loss))
             return
-        last = ", ".join(f"{value:.2f} (step {step})" for step, value in self.recent) or "none"
+        recent = ", ".join(f"{value:.2f} (step {step})" for step, value in self.recent) or "none"
+        saver = getattr(trainer, "checkpoint_callback", None)
+        last = Path(saver.dirpath, "last.ckpt") if saver and saver.dirpath else None
+        kept = (
+            f"{last} from the last finished epoch is intact"
+            if last and last.is_file()
+            else "no epoch had finished, so there is no checkpoint"
+        )
         raise UserError(
             f"the training loss became {loss} at step {trainer.global_step} (epoch {trainer.current_epoch + 1}); "
-            f"the last finite losses: {last}. Lower the learning rate (lr={pl_module.lr}) and keep gradient "
-            f"clipping on (gradient_clip_val={trainer.gradient_clip_val}), then train again; "
-            "checkpoints/last.ckpt from the last finished epoch is intact"
+            f"the last finite losses: {recent}. Lower the learning rate (lr={pl_module.lr}) and keep gradient "
+            f"clipping on (gradient_clip_val={trainer.gradient_clip_val}), then train again; {kept}"
         )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from vae.errors import UserError
@@ -21,8 +22,46 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         tmp = Path(f"{path}.tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
+        try:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            os.replace(tmp, path)
+        except Exception as error:  # a full disk, a read-only folder: no half file left, a message that says so
+            tmp.unlink(missing_ok=True)
+            cause = error.strerror if isinstance(error, OSError) else str(error).splitlines()[0] if str(error) else ""
+            raise UserError(
+                f"could not write the checkpoint {path} ({type(error).__name__}: {cause}); is the disk full or the "
+                "folder read-only? The checkpoints written before are intact: fix it, then continue with "
+                f"`python train.py resume={Path(path).parent.parent}`"
+            ) from error
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint (checkpoints/best.ckpt and last.ckpt) for a run directory that can be copied or
+    moved and then resumed: the saved paths follow the directory, and no second generation (best-v1.ckpt) is ever
+    written beside the first."""
+
+    def __init__(self, **kwargs):
+        super().__init__(enable_version_counter=False, **kwargs)
+
+    @property
+    def state_key(self) -> str:  # the key Lightning files this callback's state under: ModelCheckpoint's own
+        return "ModelCheckpoint" + super().state_key.removeprefix(type(self).__qualname__)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        saved = state_dict.get("dirpath")
+        if saved and self.dirpath and saved != self.dirpath:  # the run directory was moved or copied since
+
+            def moved(path):
+                return os.path.join(self.dirpath, os.path.basename(path)) if path else path
+
+            state_dict = {
+                **state_dict,
+                "dirpath": self.dirpath,
+                **{key: moved(state_dict.get(key)) for key in ("best_model_path", "kth_best_model_path")},
+                "last_model_path": moved(state_dict.get("last_model_path")),
+                "best_k_models": {moved(path): value for path, value in state_dict.get("best_k_models", {}).items()},
+            }
+        super().load_state_dict(state_dict)
 
 
 def check_format(checkpoint: dict) -> None:

@@ -41,14 +41,17 @@ RULES = {  # key: (rule, what the rule says)
     "depth": (positive_int, "a positive integer (hidden layers)"),
     "batch_size": (positive_int, "a positive integer (images per step)"),
     "epochs": (positive_int, "a positive integer (passes over the training split)"),
-    "seed": (non_negative_int, "a non-negative integer"),
+    "seed": (lambda value: non_negative_int(value) and value < 2**32, "an integer from 0 to 4294967295 (2^32 - 1)"),
+    "threads": (optional(positive_int), "a positive integer (torch CPU threads), or null for torch's default"),
+    "trainer.max_epochs": (positive_int, "a positive integer (set it with epochs=N)"),
+    "overwrite": (boolean, "true or false"),
     "lr": (positive_number, "a positive number (the learning rate of the optimiser)"),
     "beta": (non_negative_number, "a non-negative number (the weight of the KL term)"),
     "gradient_clip_val": (optional(positive_number), "a positive number, or null for no clipping"),
     "likelihood.sigma": (positive_number, "a positive number (the pixel standard deviation)"),
     "data.dev_size": (positive_int, "a positive integer, smaller than the training set"),
     "data.eval_batch_size": (positive_int, "a positive integer"),
-    "data.split_seed": (non_negative_int, "a non-negative integer"),
+    "data.split_seed": (lambda value: non_negative_int(value) and value < 2**63, "a non-negative integer below 2^63"),
     "kl_warmup_epochs": (non_negative_int, "a non-negative integer (epochs of KL warm-up; 0: off)"),
     "arch.channels": (positive_int, "a positive integer (feature maps of the first convolution)"),
     "eval.iw_samples": (positive_int, "a positive integer (importance samples K per image)"),
@@ -76,6 +79,22 @@ PLOT_SETTINGS = ("n_samples", "n_reconstructions", "grid_size", "n_interpolation
 EVAL_SETTINGS = ("split", "iw_samples", "chunk_size")  # the keys of `eval` that python -m vae.evaluate may set
 
 
+def flatten(cfg: DictConfig) -> dict:
+    """The resolved config as {"model.beta": 1.0, ...}, less paths.*: the run's hyperparameters (TensorBoard's, and
+    what a resume compares)."""
+    flat = {}
+
+    def visit(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                visit(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+
+    visit(OmegaConf.to_container(cfg, resolve=True), "")
+    return {key: value for key, value in flat.items() if not key.startswith("paths.")}
+
+
 def validate(cfg: DictConfig | dict) -> None:
     """Raise a UserError for the first value that breaks its rule (keys absent from cfg are skipped)."""
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
@@ -98,3 +117,19 @@ def check_choices(overrides: list[str], conf_dir: Path) -> None:
         for choice in value.split(","):
             if choice and choice != "null" and choice not in options:
                 raise UserError(f"{key}={choice} is not an option of `{key}`; choose one of: {', '.join(options)}")
+
+
+READ_BY_CODE = {"seed", "threads", "resume", "overwrite"}  # top-level keys train.py reads itself, not via ${...}
+
+
+def check_used(cfg: DictConfig, overrides: list[str], choices: dict) -> None:
+    """`model=ae beta=5`: a top-level key given on the command line that nothing in the composed config reads
+    (through ${key}) would be ignored in silence; say so instead."""
+    text = OmegaConf.to_yaml(cfg)  # unresolved: the ${...} references are visible
+    for override in overrides:
+        key, sep, value = override.lstrip("+").partition("=")
+        if not sep or "." in key or key in READ_BY_CODE or key not in cfg or OmegaConf.is_config(cfg[key]):
+            continue
+        if "${" + key + "}" not in text:
+            setting = ", ".join(f"{group}={choices[group]}" for group in ("model", "arch") if group in choices)
+            raise UserError(f"{key}={value} has no effect with {setting}: nothing in this run reads {key}; drop it")

@@ -18,6 +18,7 @@ import io
 import math
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import lightning as L
@@ -39,7 +40,15 @@ BINARIZE = (None, "dynamic", "static")
 def read_idx(path: Path, ndim: int) -> torch.Tensor:
     """Read an IDX file of unsigned bytes (magic 0x0801 for labels, 0x0803 for images)."""
     path = Path(path)
-    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as error:  # not gzip (BadGzipFile), or cut short (EOFError)
+            raise UserError(
+                f"{path} is not a complete gzip file ({type(error).__name__}: {error}): it is damaged or was cut "
+                "short; delete it and download it again"
+            ) from None
     header = 4 + 4 * ndim
     if len(data) < header:
         raise UserError(
@@ -60,6 +69,8 @@ def read_idx(path: Path, ndim: int) -> torch.Tensor:
             f"{path} is {len(data)} bytes, but its header announces shape {tuple(shape)} "
             f"({expected} bytes): the file is truncated or corrupt; delete it and download it again"
         )
+    if math.prod(shape) == 0:  # torch.frombuffer refuses an empty buffer; load_split names the empty file
+        return torch.zeros(shape, dtype=torch.uint8)
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)
 
 
@@ -86,6 +97,8 @@ def load_split(raw: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Images as float32 (N, 1, 28, 28) in [0, 1] and labels as int64 (N,)."""
     images = read_idx(find_file(raw, FILES[f"{split}_images"]), ndim=3)
     labels = read_idx(find_file(raw, FILES[f"{split}_labels"]), ndim=1)
+    if len(images) == 0:
+        raise UserError(f"{raw}: the {split} images file holds no images; download it again")
     if images.shape[1:] != (28, 28):
         raise UserError(f"{raw}: {split} images are {tuple(images.shape[1:])} pixels, expected 28 x 28")
     if len(images) != len(labels):

@@ -1,5 +1,6 @@
 """Errors a user can fix. Entry points print their message in one line and exit non-zero."""
 
+import errno
 import functools
 import os
 import sys
@@ -9,17 +10,45 @@ class UserError(Exception):
     """Bad input (a config value, a missing or corrupt data file): the message says what and how to fix it."""
 
 
+class Refused(UserError):
+    """A command refused before it changed anything (a used run directory, a resume that does not fit its
+    checkpoint): the run directory is as it was, so nothing is recorded in it."""
+
+
 class Interrupted(UserError):
     """Training stopped by a signal (SIGTERM from SLURM or `timeout`, SIGINT from Ctrl+C): the run is
     marked "interrupted", not failed, and can be resumed."""
 
 
+# Failures of the machine, not of the code: a full disk, a read-only folder. What to do about each.
+ENVIRONMENT = {
+    errno.ENOSPC: "the disk is full: free some space (df -h shows it), then run again",
+    errno.EDQUOT: "the disk quota is used up: free some space, then run again",
+    errno.EFBIG: "the file is larger than this process may write (ulimit -f): raise the limit, then run again",
+    errno.EACCES: "permission denied: choose a folder you can write, or change its permissions",
+    errno.EPERM: "permission denied: choose a folder you can write, or change its permissions",
+    errno.EROFS: "the file system is read-only: choose a folder on a writable one",
+}
+
+
+def environment_error(error: OSError) -> UserError:
+    where = f"{error.filename}: " if error.filename else ""
+    return UserError(f"{where}{ENVIRONMENT[error.errno]} ({error.strerror})")
+
+
 def find_user_error(error: BaseException | None) -> UserError | None:
-    """The UserError behind an exception (Hydra's instantiate wraps the errors it meets)."""
-    while error is not None:
-        if isinstance(error, UserError):
-            return error
+    """The UserError behind an exception (Hydra's instantiate wraps the errors it meets), or one made from an
+    OSError of the machine (a full disk, a read-only folder)."""
+    chain = []
+    while error is not None and error not in chain:
+        chain.append(error)
         error = error.__cause__ or error.__context__
+    for found in chain:
+        if isinstance(found, UserError):
+            return found
+    for found in chain:
+        if isinstance(found, OSError) and found.errno in ENVIRONMENT:
+            return environment_error(found)
     return None
 
 

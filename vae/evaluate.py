@@ -37,14 +37,19 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = arguments(argv)
     from vae.evaluation import evaluate_split, summary
-    from vae.runs import load_run, update_metrics
+    from vae.run_directory import RunDirectory, check_writable, update_metrics
+    from vae.runs import load_run
 
     run = load_run(args.run)
+    check_writable(  # before the evaluation, which can take long
+        run.dir, "metrics.json into", "copy the run (cp -r) to a folder you can write and evaluate the copy"
+    )
     settings = {**{key: run.cfg.eval[key] for key in EVAL_SETTINGS}, **given(args, EVAL_SETTINGS)}
-    datamodule = run.datamodule()
-    metrics = evaluate_split(run.model, datamodule, seed=run.cfg.seed, **settings)
-    print(summary(metrics, settings["split"], len(datamodule.splits[settings["split"]][0])))
-    print(f"-> {update_metrics(run.dir, metrics)}")
+    with RunDirectory(run.dir):  # not while train.py trains into it, nor beside another evaluation
+        datamodule = run.datamodule()
+        metrics = evaluate_split(run.model, datamodule, seed=run.cfg.seed, **settings)
+        print(summary(metrics, settings["split"], len(datamodule.splits[settings["split"]][0])))
+        print(f"-> {update_metrics(run.dir, metrics)}")
     return metrics
 
 

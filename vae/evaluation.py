@@ -26,6 +26,7 @@ from vae.elbo import DiagonalGaussian, kl_per_dim
 
 SPLITS = {"test": "test", "dev": "val"}  # split -> prefix of its keys in metrics.json (as in training)
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): unit j is active if Cov_x(E_q[z_j]) > 0.01
+SHOWN_DIMS = 32  # KL per dimension printed by `summary`
 
 
 def log_weights(model, x: torch.Tensor, q: DiagonalGaussian, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,7 +155,9 @@ def summary(metrics: dict, split: str, images: int) -> str:
             lines.append(f"  bits per dim    {metrics[f'{p}/bits_per_dim']:9.4f}")
         lines += [
             f"  active units    {metrics[f'{p}/active_units']:5d} of {len(kl_per_dim)}   (Var_x(mu_j) > 0.01)",
-            "  KL per dim      " + " ".join(f"{value:.2f}" for value in kl_per_dim),
+            "  KL per dim      "  # the first dimensions only when there are many: metrics.json holds them all
+            + " ".join(f"{value:.2f}" for value in kl_per_dim[:SHOWN_DIMS])
+            + (f" ... ({len(kl_per_dim) - SHOWN_DIMS} more in metrics.json)" if len(kl_per_dim) > SHOWN_DIMS else ""),
         ]
     lines.append(f"  MSE per pixel   {metrics[f'{p}/mse']:9.5f}")
     return "\n".join(lines)

@@ -178,6 +178,14 @@ class LatentModel(L.LightningModule):
             extra["fused"] = all(p.device.type in FUSED_DEVICES for p in parameters) or None
         return make(parameters, **extra)
 
+    def on_train_start(self):
+        """The optimiser's settings are the config's, also on resume, where Lightning restores the checkpoint's
+        (`resume=<run> lr=0.05` would otherwise train on at the old lr while the saved config says 0.05)."""
+        settings = {key: tuple(v) if isinstance(v, list) else v for key, v in self.hparams.optimizer.items()}
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group.update({key: value for key, value in settings.items() if key in group})
+
     def on_save_checkpoint(self, checkpoint):
         checkpoint["vae_lab_format"] = CHECKPOINT_FORMAT
         checkpoint["vae_lab_model"] = f"{type(self).__module__}.{type(self).__qualname__}"  # for vae.runs.load_model
@@ -205,15 +213,12 @@ class AutoEncoder(LatentModel):
         return {"rec": rec, "loss": rec}
 
     def sampling_prior(self, x_train, batch_size: int = 5000):
-        """N(m, S) fitted to the codes of x_train (their mean and full covariance)."""
+        """N(m, S) fitted to the codes of x_train (their mean and covariance), encoded batch by batch."""
         with torch.no_grad():
-            codes = torch.cat(
-                [
-                    self.encode(x_train[i : i + batch_size].to(self.device)).cpu()
-                    for i in range(0, len(x_train), batch_size)
-                ]
+            return FittedGaussian(
+                self.encode(x_train[i : i + batch_size].to(self.device)).cpu()
+                for i in range(0, len(x_train), batch_size)
             )
-        return FittedGaussian(codes)
 
     @property
     def terms(self):

@@ -9,17 +9,15 @@ Nothing in a run's files runs code: the model is rebuilt from the checkpoint's o
 the saved config's data module only when it names this project's classes (vae/targets.py).
 """
 
-import json
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from vae.errors import Interrupted, UserError, find_user_error
+from vae.errors import UserError
 
-if TYPE_CHECKING:  # torch is imported where it is needed: update_metrics serves train.py's error path, before it
+if TYPE_CHECKING:  # torch is imported where it is needed
     import torch
 
 
@@ -69,36 +67,6 @@ def load_config(run_dir: Path) -> DictConfig:
     cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
     cfg.paths.output_dir = str(run_dir)
     return cfg
-
-
-def write_metrics(run_dir: Path, metrics: dict) -> Path:
-    path = Path(run_dir) / "metrics.json"
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
-    return path
-
-
-def update_metrics(run_dir: Path, values: dict) -> Path:
-    """Adds `values` to the run's metrics.json, keeping the keys it already holds (a damaged file is replaced)."""
-    path = Path(run_dir) / "metrics.json"
-    try:
-        metrics = json.loads(path.read_text()) if path.is_file() else {}
-    except ValueError:
-        metrics = {}
-    return write_metrics(run_dir, {**metrics, **values})
-
-
-def record_failure(run_dir: Path, error: Exception) -> str:
-    """Marks metrics.json {"status": "failed" (or "interrupted" for a signal), "error": ...}, keeping what it
-    already holds (a failure during the evaluation keeps the training's numbers); an unexpected error's
-    traceback goes to traceback.txt. Returns the one-line message."""
-    found = find_user_error(error)
-    message = str(found) if found else f"{type(error).__name__}: {error}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if found is None:
-        (run_dir / "traceback.txt").write_text("".join(traceback.format_exception(error)))
-    status = "interrupted" if isinstance(found, Interrupted) else "failed"
-    update_metrics(run_dir, {"status": status, "error": message})
-    return message
 
 
 def load_model(checkpoint: Path):

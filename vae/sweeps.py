@@ -2,6 +2,7 @@
 
 A job directory holds `.hydra/overrides.yaml`, `.hydra/hydra.yaml`, `history.csv` and `metrics.json`;
 metrics.json says "completed" or "failed" (with the error); a job without it is still running or was stopped.
+A job whose files cannot be read (a metrics.json that is not a JSON object, say) is listed as "damaged", with why.
 """
 
 import json
@@ -20,7 +21,7 @@ class Job:
     dir: Path
     num: int
     overrides: dict[str, str]  # key -> value, as in .hydra/overrides.yaml
-    status: str  # completed | failed | interrupted (by a signal; resumable) | unfinished (running, or killed)
+    status: str  # completed | failed | interrupted (by a signal; resumable) | unfinished (running, or killed) | damaged
     not_swept: tuple[str, ...] = ()  # overrides that are not hyperparameters (the config's exclude_keys)
     metrics: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
@@ -34,9 +35,17 @@ class Job:
         if self.status == "completed":
             return self.metrics
         rows = [row for row in self.history if math.isfinite(row.get("val/loss", math.nan))]
-        if self.status == "failed" or not rows:
+        if self.status in ("failed", "damaged") or not rows:
             return {}
         return min(rows, key=lambda row: row["val/loss"])
+
+
+STATUSES = ("completed", "failed", "interrupted", "unfinished", "damaged")
+
+
+def number(value) -> float | None:
+    """A metric as a number, or None where metrics.json holds something else (or nothing)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def read_overrides(path: Path) -> dict[str, str]:
@@ -49,29 +58,38 @@ def read_overrides(path: Path) -> dict[str, str]:
 
 def read_job(job_dir: Path) -> Job:
     hydra_dir = job_dir / ".hydra"
-    num, not_swept = -1, ()  # the job number of a sweep (a single run has none)
-    if (hydra_dir / "hydra.yaml").is_file():
-        saved = OmegaConf.load(hydra_dir / "hydra.yaml")
-        num = OmegaConf.select(saved, "hydra.job.num", throw_on_missing=False)
-        num = num if isinstance(num, int) else -1
-        # the keys conf/config.yaml leaves out of job directory names: where the data lives, presets, threads
-        excluded = OmegaConf.select(saved, "hydra.job.config.override_dirname.exclude_keys", throw_on_missing=False)
-        not_swept = tuple(excluded or ())
+    job = Job(dir=job_dir, num=-1, overrides={}, status="unfinished")  # num: the job number of a sweep
+    try:
+        job.overrides = read_overrides(hydra_dir / "overrides.yaml")
+        if (hydra_dir / "hydra.yaml").is_file():
+            saved = OmegaConf.load(hydra_dir / "hydra.yaml")
+            num = OmegaConf.select(saved, "hydra.job.num", throw_on_missing=False)
+            job.num = num if isinstance(num, int) else -1
+            # the keys conf/config.yaml leaves out of job directory names: where the data lives, presets, threads
+            excluded = OmegaConf.select(saved, "hydra.job.config.override_dirname.exclude_keys", throw_on_missing=False)
+            job.not_swept = tuple(str(key) for key in excluded or ())
+        job.history = read_history(job_dir / "history.csv")
+    except Exception as error:
+        return damaged(job, f"its files do not read ({type(error).__name__})")
     metrics_path = job_dir / "metrics.json"
     try:
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    except json.JSONDecodeError:  # being written at this very moment
+    except json.JSONDecodeError:  # being written at this very moment (or cut short)
         metrics = {}
-    status = metrics.get("status", "unfinished")
-    return Job(
-        dir=job_dir,
-        num=int(num),
-        overrides=read_overrides(hydra_dir / "overrides.yaml"),
-        status=status,
-        not_swept=not_swept,
-        metrics=metrics,
-        history=read_history(job_dir / "history.csv"),
-    )
+    except (OSError, UnicodeDecodeError) as error:
+        return damaged(job, f"metrics.json does not read ({type(error).__name__})")
+    if not isinstance(metrics, dict):
+        return damaged(job, f"metrics.json holds a {type(metrics).__name__}, not the run's metrics")
+    job.metrics = metrics
+    job.status = metrics.get("status", "unfinished") if metrics.get("status", "unfinished") in STATUSES else "damaged"
+    if job.status == "completed" and number(metrics.get("val/loss")) is None:
+        return damaged(job, "metrics.json says completed but holds no val/loss")
+    return job
+
+
+def damaged(job: Job, why: str) -> Job:
+    job.status, job.metrics = "damaged", {"error": f"{job.dir}: {why}"}
+    return job
 
 
 def find_job_dirs(folder: Path, depth: int = 3) -> list[Path]:
@@ -130,4 +148,9 @@ def label(job: Job, keys: list[str]) -> str:
 def ranked(jobs: list[Job]) -> list[Job]:
     """Completed runs by val loss, then unfinished ones (by val loss so far), then failed ones."""
     order = {"completed": 0, "interrupted": 1, "unfinished": 1, "failed": 2}
-    return sorted(jobs, key=lambda job: (order.get(job.status, 3), job.best().get("val/loss", math.inf), job.num))
+
+    def val_loss(job):
+        value = number(job.best().get("val/loss"))
+        return math.inf if value is None or math.isnan(value) else value
+
+    return sorted(jobs, key=lambda job: (order.get(job.status, 3), val_loss(job), job.num))

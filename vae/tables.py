@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vae.sweeps import Job, fixed_overrides, label, ranked, swept_keys
+from vae.sweeps import STATUSES, Job, fixed_overrides, label, number, ranked, swept_keys
 
 
 @dataclass
@@ -16,8 +16,8 @@ class Column:
 
 def loss(name: str):
     def cell(job: Job) -> str:
-        value = job.best().get(name) if name.startswith("val/") else job.metrics.get(name)
-        return "" if value is None or job.status == "failed" else f"{value:.2f}"
+        value = number(job.best().get(name) if name.startswith("val/") else job.metrics.get(name))
+        return "" if value is None or job.status in ("failed", "damaged") else f"{value:.2f}"
 
     return cell
 
@@ -25,14 +25,16 @@ def loss(name: str):
 def columns(jobs: list[Job]) -> list[Column]:
     def epochs(job):
         if job.status == "completed":
-            return str(job.metrics["epochs"])
+            return f"{number(job.metrics.get('epochs')):.0f}" if number(job.metrics.get("epochs")) is not None else ""
         return str(len(job.history)) if job.status in ("interrupted", "unfinished") else ""
 
     def parameters(job):
-        return f"{job.metrics['parameters']:,}" if "parameters" in job.metrics else ""
+        value = number(job.metrics.get("parameters"))
+        return f"{value:,.0f}" if value is not None else ""
 
     def seconds(job):
-        return f"{job.metrics['fit_seconds']:.0f}" if "fit_seconds" in job.metrics else ""
+        value = number(job.metrics.get("fit_seconds"))
+        return f"{value:.0f}" if value is not None else ""
 
     cols = [
         Column("status", "status", lambda job: job.status),
@@ -52,10 +54,7 @@ def columns(jobs: list[Job]) -> list[Column]:
 def markdown(jobs: list[Job], sweep_dir: Path) -> str:
     keys = swept_keys(jobs)
     cols = columns(jobs)
-    counts = {
-        status: sum(job.status == status for job in jobs)
-        for status in ("completed", "failed", "interrupted", "unfinished")
-    }
+    counts = {status: sum(job.status == status for job in jobs) for status in STATUSES}
     runs = f"{len(jobs)} run{'s' if len(jobs) != 1 else ''}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     lines = [
         f"# Model comparison: {sweep_dir}",
@@ -75,9 +74,9 @@ def markdown(jobs: list[Job], sweep_dir: Path) -> str:
     for job in ranked(jobs):
         cells = [str(job.num), *(job.overrides.get(key, "") for key in keys), *(col.value(job) or "-" for col in cols)]
         lines.append("| " + " | ".join(cells) + " |")
-    failed = [job for job in ranked(jobs) if job.status == "failed"]
+    failed = [job for job in ranked(jobs) if job.status in ("failed", "damaged")]
     if failed:
-        lines += ["", "Failed runs:", ""]
+        lines += ["", "Failed and damaged runs:", ""]
         lines += [f"- run {job.num} ({label(job, keys)}): {job.error}" for job in failed]
     return "\n".join(lines) + "\n"
 
@@ -124,8 +123,8 @@ def latex(jobs: list[Job], sweep_dir: Path) -> str:
     ]
     for job in ranked(jobs):
         swept = [latex_escape(job.overrides.get(key, "")) for key in keys]
-        if job.status == "failed":
-            cells = swept + [rf"\multicolumn{{{len(cols)}}}{{l}}{{\emph{{failed}}}}"]
+        if job.status in ("failed", "damaged"):
+            cells = swept + [rf"\multicolumn{{{len(cols)}}}{{l}}{{\emph{{{job.status}}}}}"]
         else:
             cells = swept + [latex_number(col.value(job)) for col in cols]
             if job.status in ("interrupted", "unfinished"):

@@ -1,7 +1,8 @@
 """One training run, from a composed config to a finished run directory:
 
-    build(cfg)   the data module, the model and the Trainer (callbacks, logger) the config describes
-    train(cfg)   seed, fit, test the best checkpoint, draw the figures, write metrics.json, evaluate in nats
+    build(cfg)        the data module, the model and the Trainer (callbacks, logger) the config describes
+    train(cfg, run)   seed, check and take the run directory (vae/run_directory.py), fit, test the best
+                      checkpoint, write metrics.json, draw the figures, evaluate in nats
 
 train.py is the command line around `train`; vae/bench.py times what `build` makes.
 """
@@ -12,28 +13,18 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
 
-from vae.config import validate
+from vae.config import check_used, flatten, validate
 from vae.errors import Interrupted, UserError
 
+if TYPE_CHECKING:
+    from vae.run_directory import RunDirectory
+
 log = logging.getLogger("train")
-
-
-def flat_config(cfg: DictConfig) -> dict:
-    """The resolved config as {"model.beta": 1.0, ...}: the run's hyperparameters, for TensorBoard."""
-    flat = {}
-
-    def visit(node, prefix):
-        for key, value in node.items():
-            if isinstance(value, dict):
-                visit(value, f"{prefix}{key}.")
-            else:
-                flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-
-    visit(OmegaConf.to_container(cfg, resolve=True), "")
-    return {key: value for key, value in flat.items() if not key.startswith("paths.")}
 
 
 def quiet_lightning() -> None:
@@ -80,15 +71,6 @@ def check_launch(trainer, multirun: bool) -> None:
         )
 
 
-def last_checkpoint(run_dir: Path, resume: bool) -> Path | None:
-    """checkpoints/last.ckpt to resume from, or None to start afresh."""
-    checkpoint = run_dir / "checkpoints" / "last.ckpt" if resume else None
-    if checkpoint and not checkpoint.is_file():
-        log.info(f"{checkpoint} does not exist yet (killed during the first epoch): starting from scratch")
-        return None
-    return checkpoint
-
-
 def interrupted(stop: SystemExit, trainer, run_dir: Path) -> Interrupted:
     """The one-line message for a fit that a signal stopped."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -121,29 +103,31 @@ def run_metrics(trainer, history, test: dict, model, run_dir: Path) -> dict:
     }
 
 
-def train(cfg: DictConfig, multirun: bool = False) -> dict:
-    """Trains the run `cfg` describes into cfg.paths.output_dir; returns its metrics.json."""
+def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
+    """Trains the run `cfg` describes into its directory `run` (vae/run_directory.py); returns its metrics.json."""
     validate(cfg)  # before the slow imports: a bad value fails at once
+    if HydraConfig.initialized():
+        hydra = HydraConfig.get()
+        check_used(cfg, list(hydra.overrides.task), dict(hydra.runtime.choices))
     import lightning as L
     import torch
-
-    from vae.runs import write_metrics
 
     quiet_lightning()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    run_dir = Path(cfg.paths.output_dir)
-    checkpoint = last_checkpoint(run_dir, bool(cfg.resume))
-    log.info(
-        f"run directory: {run_dir} (torch threads: {torch.get_num_threads()})"
-        + (f" (resuming from {checkpoint})" if checkpoint else "")
-    )
+    run_dir = run.path
     L.seed_everything(cfg.seed, verbose=False)
 
     datamodule, model, trainer, history = build(cfg)
     check_launch(trainer, multirun)
+    datamodule.setup()  # the data is read and checked before the run directory changes
+    checkpoint = run.open(cfg)  # refuses, before writing anything, what would damage the directory
+    log.info(
+        f"run directory: {run_dir} (torch threads: {torch.get_num_threads()})"
+        + (f" (resuming from {checkpoint})" if checkpoint else "")
+    )
     logger = trainer.logger
-    logger.log_hyperparams(flat_config(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan})
+    logger.log_hyperparams(flatten(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan})
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
@@ -153,12 +137,17 @@ def train(cfg: DictConfig, multirun: bool = False) -> dict:
     from vae.evaluation import evaluate_split, scalars, summary  # imported once needed: training starts sooner
     from vae.figures import draw_all
 
-    if cfg.plots.at_end:
-        draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
-
     metrics = run_metrics(trainer, history, test, model, run_dir)
     if trainer.is_global_zero:  # with DDP, one process writes
-        write_metrics(run_dir, metrics)  # before the evaluation, which can take long: an interrupted one loses nothing
+        run.write_metrics(metrics)  # first: the figures and the evaluation can fail or be interrupted
+    if cfg.plots.at_end:
+        try:
+            draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
+        except (MemoryError, RuntimeError, ValueError) as error:  # a figure that does not scale costs no numbers
+            log.warning(
+                f"warning: the figures were not drawn ({type(error).__name__}: {str(error).splitlines()[0]}); "
+                f"the run's numbers are in metrics.json; try `python -m vae.plots {run_dir}` with other settings"
+            )
     if cfg.eval.enabled and trainer.is_global_zero:  # the best checkpoint (loaded by trainer.test) in nats
         evaluation = evaluate_split(
             model, datamodule, cfg.eval.split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed
@@ -166,7 +155,7 @@ def train(cfg: DictConfig, multirun: bool = False) -> dict:
         metrics.update(evaluation)
         logger.log_metrics(scalars(evaluation), step=trainer.global_step)
         log.info(summary(evaluation, cfg.eval.split, len(datamodule.splits[cfg.eval.split][0])))
-        write_metrics(run_dir, metrics)
+        run.write_metrics(metrics)
     logger.log_metrics(
         {"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]}, step=trainer.global_step
     )
