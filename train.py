@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> float:
     try:
         return train(cfg, run, multirun)["val/loss"]  # what a sweeper (Optuna) minimises
     except Exception as error:
-        message = run.record_failure(error)  # not into a directory it refused: that one is as it was
+        message = run.record_failure(error, cfg)  # not into a directory it refused: that one is as it was
         if not multirun or isinstance(find_user_error(error), Interrupted):  # a signal stops the whole sweep too
             raise
         # In a sweep a failed job is recorded and the others go on; the comparison marks it failed.

@@ -93,7 +93,7 @@ def train_run(overrides: list[str], run_dir: Path) -> dict:
     try:
         return train(cfg, run)
     except Exception as error:
-        run.record_failure(error)
+        run.record_failure(error, cfg)
         raise
     finally:
         run.close()

@@ -155,6 +155,32 @@ def test_vae_metrics_and_their_relations():
     assert again["log_likelihood"] == pytest.approx(metrics["log_likelihood"], abs=0.5)
 
 
+def test_a_bernoulli_on_grey_levels_names_its_numbers_as_no_probabilities(caplog):
+    """Cross-entropy on grey levels is what pytorch/examples trains, but log p(x) of images a Bernoulli cannot
+    produce: the same numbers, under pseudo_ names, with the reason; binary images keep the plain names."""
+    from vae import evaluation
+
+    model = small_vae(latent_dim=4)
+    grey = torch.rand(30, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    binary = torch.bernoulli(grey, generator=torch.Generator().manual_seed(1))
+    metrics = evaluate(model, grey, iw_samples=5, seed=3)
+    assert {"pseudo_log_likelihood", "pseudo_elbo", "pseudo_bits_per_dim", "pseudo_why"} <= set(metrics)
+    assert not {"log_likelihood", "elbo", "bits_per_dim"} & set(metrics)
+    assert "grey levels" in metrics["pseudo_why"] and "data.binarize=dynamic" in metrics["pseudo_why"]
+    assert metrics["pseudo_elbo"] == pytest.approx(-(metrics["elbo_rec"] + metrics["elbo_kl"]))
+    assert "log_likelihood" in evaluate(model, binary, iw_samples=5)
+    shown = summary({f"test/{k}": v for k, v in metrics.items()} | {"iw_samples": 5, "eval_seconds": 0.1}, "test", 30)
+    assert "pseudo_log-likelihood" in shown and "not probabilities: the pixels are grey levels" in shown
+    # a long evaluation says how far it is
+    evaluation.PROGRESS_SECONDS, saved = -1.0, evaluation.PROGRESS_SECONDS
+    try:
+        with caplog.at_level("INFO", logger="vae.evaluation"):
+            evaluate(model, binary, iw_samples=5, chunk_size=50)  # 10 images per batch: three batches
+    finally:
+        evaluation.PROGRESS_SECONDS = saved
+    assert "log p(x), K = 5: 10 of 30 images" in caplog.text and "s to go" in caplog.text
+
+
 def test_gaussian_vae_has_no_bits_per_dim_and_the_autoencoder_only_mse():
     x = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     assert "bits_per_dim" not in evaluate(small_vae("gaussian"), x, iw_samples=3)

@@ -52,6 +52,8 @@ from vae.errors import UserError
         ("seed=4294967296", "seed=4294967296 is not valid: seed must be an integer from 0 to 4294967295"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0 is not valid: trainer.max_epochs must be a positive integer"),
         ("overwrite=yes", "overwrite='yes' is not valid: overwrite must be true or false"),
+        ("lr=inf", "lr=inf is not valid: lr must be a positive number"),
+        ("beta=inf", "beta=inf is not valid"),
     ],
 )
 def test_bad_values_are_named_with_their_rule(override, message, tmp_path):
@@ -130,6 +132,18 @@ def test_nan_loss_stops_with_the_step_and_advice(tiny_overrides, tmp_path):
     assert ("no epoch had finished, so there is no checkpoint" in str(error.value)) != last.is_file()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "failed" and "became" in metrics["error"]
+
+
+def test_a_run_that_blew_up_says_it_diverged(tiny_overrides, tmp_path, caplog):
+    """lr=1e4 with clipping stays finite, at a loss far above the untrained model's: not "completed"."""
+    with caplog.at_level("WARNING", logger="train"):
+        metrics = train_run([*tiny_overrides, *NO_FIGURES, "lr=1e4", "eval.enabled=false"], tmp_path)
+    assert metrics["status"] == "diverged" and metrics["val/loss"] > 1e6
+    assert "training diverged: the best val/loss" in metrics["warning"] and "lr=10000.0" in metrics["warning"]
+    assert "warning: training diverged" in caplog.text
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    slow = train_run([*tiny_overrides, *NO_FIGURES, "lr=1e-9", "eval.enabled=false"], tmp_path / "slow")
+    assert slow["status"] == "completed"  # a run that barely moved did not diverge
 
 
 def test_nan_guard_keeps_last_finite_losses():

@@ -72,6 +72,14 @@ def test_every_figure_is_written_at_its_size_and_not_blank(kind, latent_dim, lik
         assert is_drawn(path.stem, image[..., :3]), f"{path.name} is (nearly) blank"
 
 
+def test_a_figure_too_large_for_memory_is_left_out_with_a_warning(datamodule, caplog):
+    """A 10^6 x 10^6 manifold would need terabytes: it is left out, and every other figure is drawn."""
+    with caplog.at_level("WARNING", logger="vae.figures"):
+        drawn = plots.figures(make_model(), datamodule, None, 0, {**PLOTS, "grid_size": 10**6})
+    assert set(drawn) == {"samples", "reconstructions", "latent", "interpolation"}
+    assert "the figure manifold was left out" in caplog.text
+
+
 def test_pdf_beside_png_when_asked(datamodule, tmp_path):
     small = {**PLOTS, "pdf": True, "n_samples": 4, "grid_size": 3, "n_interpolations": 2, "interpolation_steps": 3}
     paths = plots.draw_all(make_model(), datamodule, tmp_path, 0, small)

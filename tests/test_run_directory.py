@@ -238,3 +238,16 @@ def test_a_comparison_lists_jobs_whose_metrics_are_damaged(vae_run, ae_run, bern
     text = (sweep / "comparison.md").read_text()
     assert "metrics.json holds a list" in text and "holds no val/loss" in text
     assert r"\emph{damaged}" in (sweep / "comparison.tex").read_text()
+
+
+def test_damaged_files_of_a_run_give_one_line_or_are_read_around(vae_run, tmp_path):
+    from vae.history import read_history
+    from vae.runs import load_run
+
+    run_dir = copy_run(vae_run, tmp_path)
+    lines = (run_dir / "history.csv").read_text().splitlines()
+    (run_dir / "history.csv").write_bytes(("\n".join(lines[:2]) + "\nnot,numbers\n").encode() + b"\xff\xfe\x00" * 50)
+    assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == [1.0]
+    (run_dir / ".hydra" / "config.yaml").write_text("- a list\n- not a config\n")
+    with pytest.raises(UserError, match="config.yaml does not read as a config of train.py"):
+        load_run(run_dir)

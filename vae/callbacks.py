@@ -27,7 +27,12 @@ class History(L.Callback):
         self.path = Path(path)
         self.print_summary = print_summary
         self.rows: list[dict] = []
+        self.untrained_loss: float | None = None  # the loss of the first step, before any update
         self._start = 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.untrained_loss is None and not self.rows and batch_idx == 0:
+            self.untrained_loss = float(outputs["loss"])
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._start = time.perf_counter()
@@ -57,11 +62,24 @@ class History(L.Callback):
         """The epoch row with the lowest `monitor`: the epoch of the best checkpoint."""
         return min((row for row in self.rows if monitor in row), key=lambda row: row[monitor])
 
+    def diverged(self, lr: float, monitor: str = "val/loss") -> str | None:
+        """Why the run counts as diverged, or None: its best `monitor` is worse than the untrained model's loss by
+        as much again (no noise does that; a learning rate that blew the weights up does)."""
+        best = self.best(monitor)[monitor]
+        start = self.untrained_loss
+        if start is None or not best > start + abs(start):
+            return None
+        return (
+            f"training diverged: the best {monitor} {best:.4g} is far worse than the untrained model's loss "
+            f"{start:.4g} (its first step); lower the learning rate (lr={lr}) and train again"
+        )
+
     def state_dict(self) -> dict:
-        return {"rows": self.rows}
+        return {"rows": self.rows, "untrained_loss": self.untrained_loss}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.rows = list(state_dict["rows"])
+        self.untrained_loss = state_dict.get("untrained_loss")
 
 
 class FiniteLoss(L.Callback):
@@ -117,5 +135,14 @@ class TensorBoardFigures(L.Callback):
         from vae.figures import figures, to_rgb
 
         history = next((c.rows for c in trainer.callbacks if isinstance(c, History)), None)
-        for name, fig in figures(pl_module, datamodule, history, self.seed, self.plots).items():
+        try:
+            drawn = figures(pl_module, datamodule, history, self.seed, self.plots)
+        except (MemoryError, RuntimeError, ValueError) as error:  # a figure too large for this run costs no training
+            self.every_n_epochs = 0
+            log.warning(
+                f"warning: no figures in TensorBoard for this run ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}); training goes on"
+            )
+            return
+        for name, fig in drawn.items():
             experiment.add_image(f"figures/{name}", to_rgb(fig), trainer.global_step, dataformats="HWC")

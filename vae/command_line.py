@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from vae.config import CONF_DIR, check_choices
 from vae.errors import Refused, UserError
-from vae.run_directory import RunDirectory, check_writable
+from vae.run_directory import RunDirectory, check_writable, rank_zero
 
 RUN_DIR_ENV = "VAE_LAB_RESUME_DIR"
 RESUMED = [f"resume=${{oc.env:{RUN_DIR_ENV}}}", f"hydra.run.dir=${{oc.env:{RUN_DIR_ENV}}}"]
@@ -31,7 +31,9 @@ def check_output_folders(argv: list[str]) -> None:
     if folder is None or "${" in folder:
         folder = "outputs"  # conf/config.yaml's default, relative to where train.py is started
     check_writable(Path(folder), "the sweep directory" if multirun else "the run directory")
-    if not multirun and folder != "outputs" and "overwrite=true" not in argv:  # the refusal RunDirectory.open makes,
+    if (
+        not multirun and folder != "outputs" and "overwrite=true" not in argv and rank_zero()
+    ):  # the refusal RunDirectory.open makes,
         RunDirectory(folder).refuse_if_used()  # at once rather than after the imports
 
 

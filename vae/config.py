@@ -1,6 +1,7 @@
 """Checks of the composed config, before any work starts: each bad value gets one message naming
 the key, the value and the rule."""
 
+import math
 from numbers import Real
 from pathlib import Path
 
@@ -20,11 +21,11 @@ def non_negative_int(value) -> bool:
 
 
 def positive_number(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and value > 0
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def non_negative_number(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def boolean(value) -> bool:

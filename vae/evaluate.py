@@ -7,6 +7,7 @@ or on the dev split, from its directory or a checkpoint; the numbers are merged 
 """
 
 import argparse
+import logging
 
 from vae.cli import given, parser
 from vae.config import EVAL_SETTINGS, validate
@@ -36,6 +37,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> dict:
     args = arguments(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the evaluation's progress lines
     from vae.evaluation import evaluate_split, summary
     from vae.run_directory import RunDirectory, check_writable, update_metrics
     from vae.runs import load_run

@@ -22,6 +22,7 @@ numbers are left as they were.
 """
 
 import contextlib
+import functools
 import logging
 import math
 from pathlib import Path
@@ -290,24 +291,38 @@ def check_settings(plots) -> dict:
 
 def figures(model, datamodule, history: list[dict] | None, seed: int, plots) -> dict[str, Figure]:
     """Every figure that applies to the model: the manifold only for latent_dim 2, the learning curves
-    when there is a history."""
+    when there is a history. A figure that cannot be drawn (too large for memory: plots.grid_size=100000) is left
+    out with a warning; the others are drawn."""
     settings = check_settings(plots)
     x_dev, y_dev = datamodule.splits["dev"]
     dataset = getattr(datamodule, "dataset", "mnist")
-    with drawing(model):
-        p_z = model.sampling_prior(datamodule.splits["train"][0])
-    drawn = {
-        "samples": samples(model, p_z, settings["n_samples"], seed),
-        "reconstructions": reconstructions(model, x_dev, settings["n_reconstructions"]),
-        "latent": latent(model, x_dev, y_dev, dataset),
+
+    @functools.cache
+    def p_z():
+        with drawing(model):
+            return model.sampling_prior(datamodule.splits["train"][0])
+
+    makers = {
+        "samples": lambda: samples(model, p_z(), settings["n_samples"], seed),
+        "reconstructions": lambda: reconstructions(model, x_dev, settings["n_reconstructions"]),
+        "latent": lambda: latent(model, x_dev, y_dev, dataset),
     }
     if model.latent_dim == 2:
-        drawn["manifold"] = manifold(model, p_z, settings["grid_size"])
-    drawn["interpolation"] = interpolation(
+        makers["manifold"] = lambda: manifold(model, p_z(), settings["grid_size"])
+    makers["interpolation"] = lambda: interpolation(
         model, x_dev, y_dev, settings["n_interpolations"], settings["interpolation_steps"], seed, dataset
     )
     if history:
-        drawn["learning_curves"] = learning_curves(history, model)
+        makers["learning_curves"] = lambda: learning_curves(history, model)
+    drawn = {}
+    for name, make in makers.items():
+        try:
+            drawn[name] = make()
+        except (MemoryError, RuntimeError, ValueError) as error:
+            log.warning(
+                f"warning: the figure {name} was left out ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}); smaller plots.* settings may draw it"
+            )
     return drawn
 
 

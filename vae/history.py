@@ -4,6 +4,7 @@ Plain CSV: reading a sweep does not import Lightning."""
 
 import csv
 import math
+import os
 from pathlib import Path
 
 
@@ -11,21 +12,31 @@ def write_history(path: Path, rows: list[dict]) -> None:
     """history.csv: one row per epoch, a column per name that any row has (empty where a row lacks it)."""
     names = list(dict.fromkeys(name for row in rows for name in row))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=names, restval=math.nan)
-        writer.writeheader()
-        writer.writerows(rows)
+    tmp = path.with_name(f"{path.name}.tmp")  # written whole and renamed: a kill leaves the previous epoch's file
+    try:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=names, restval=math.nan)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_history(path: Path) -> list[dict]:
-    """history.csv as one {column: number} per epoch; a line still being written is left out."""
+    """history.csv as one {column: number} per epoch; a line that is not numbers (damaged, or from elsewhere) is
+    left out, and a file that is not CSV at all reads as the rows before the damage."""
     if not path.is_file():
         return []
     rows = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                rows.append({key: float(value) for key, value in row.items() if key and value not in ("", None)})
-            except (TypeError, ValueError):
-                continue
+    with open(path, newline="", errors="replace") as f:
+        try:
+            for row in csv.DictReader(f):
+                try:
+                    rows.append({key: float(value) for key, value in row.items() if key and value not in ("", None)})
+                except (TypeError, ValueError, AttributeError):
+                    continue
+        except csv.Error:
+            pass
     return [row for row in rows if "epoch" in row]

@@ -9,7 +9,8 @@ Every likelihood answers the same four questions (the `Likelihood` contract):
 
 and says in words what its mean and samples are (`mean_words`, `sample_words`, for the figures), and
 whether it is a probability of discrete pixels (`discrete`: then -log p(x) in bits per pixel means
-something). Each is an nn.Module, so that a learned parameter (the Gaussian's sigma) joins the optimiser.
+something), and whether images lie outside what it models (`unmodelled(x)`: then -nll is no log-probability).
+Each is an nn.Module, so that a learned parameter (the Gaussian's sigma) joins the optimiser.
 A new likelihood is one subclass here and one file in conf/likelihood/.
 """
 
@@ -28,6 +29,10 @@ class Likelihood(nn.Module):
 
     def nll(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def unmodelled(self, x: torch.Tensor) -> str | None:
+        """None when p(x | z) is a probability (or density) of images like x; else why not, in words."""
+        return None
 
     def mean(self, x_hat: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x_hat)
@@ -131,6 +136,14 @@ class BernoulliLikelihood(Likelihood):
     def nll(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
         bce = F.binary_cross_entropy_with_logits(x_hat, x, reduction="none")
         return bce.flatten(1).sum(-1)
+
+    def unmodelled(self, x: torch.Tensor) -> str | None:
+        if bool(((x == 0) | (x == 1)).all()):
+            return None
+        return (
+            "the pixels are grey levels, of which a Bernoulli p(x | z) is no probability "
+            "(data.binarize=dynamic makes them binary)"
+        )
 
     def sample(self, x_hat: torch.Tensor) -> torch.Tensor:
         return torch.bernoulli(torch.sigmoid(x_hat))

@@ -62,10 +62,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
     out = args.out
     if out is None and Path(args.run).is_file() and run.checkpoint.name != "best.ckpt":
         out = run.dir / f"figures-{run.checkpoint.stem}"  # figures/ keeps the best checkpoint's
-    check_writable(Path(out or run.dir / "figures"), "the figures into", "give a folder you can write: --out <folder>")
+    out = Path(out or run.dir / "figures")
+    check_writable(out, "the figures into", "give a folder you can write: --out <folder>")
     datamodule = run.datamodule(**({"root": args.data_root} if args.data_root else {}))
     paths = draw_all(run.model, datamodule, run.dir, run.cfg.seed, plots, out=out)
-    print(f"{run.checkpoint} -> {paths[0].parent}: {', '.join(p.name for p in paths)}")
+    print(f"{run.checkpoint} -> {out}: {', '.join(p.name for p in paths)}")
     return paths
 
 

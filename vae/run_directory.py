@@ -281,17 +281,20 @@ class RunDirectory:
     def write_metrics(self, metrics: dict) -> Path:
         return write_metrics(self.path, metrics)
 
-    def record_failure(self, error: BaseException) -> str:
+    def record_failure(self, error: BaseException, cfg: DictConfig | None = None) -> str:
         """Marks metrics.json {"status": "failed" (or "interrupted" for a signal), "error": ...}, keeping what it
         already holds (a failure during the evaluation keeps the training's numbers); an unexpected error's
-        traceback goes to traceback.txt. Nothing is written into a directory this run did not take (a refusal,
-        another process's run). Returns the one-line message."""
+        traceback goes to traceback.txt. A run that failed before it took its directory (a bad value, missing data)
+        is recorded only in a new directory, with its config, so that a sweep's comparison lists it; nothing is
+        written into a directory it refused or did not take. Returns the one-line message."""
         found = find_user_error(error)
         message = str(found) if found else f"{type(error).__name__}: {error}"
-        if isinstance(found, Refused) or not rank_zero() or not (self.claimed or not self.used()):
+        if not self.claimed and (isinstance(found, Refused) or not rank_zero() or self.used()):
             return message
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+            if not self.claimed and cfg is not None:
+                self.write_config(cfg)
             if found is None:
                 write_atomically(self.path / "traceback.txt", "".join(traceback.format_exception(error)))
             status = "interrupted" if isinstance(found, Interrupted) else "failed"

@@ -64,8 +64,15 @@ def find_checkpoint(path: Path) -> tuple[Path, Path]:
 
 def load_config(run_dir: Path) -> DictConfig:
     """The config the run was trained with, its output directory pointing at run_dir."""
-    cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
-    cfg.paths.output_dir = str(run_dir)
+    path = Path(run_dir) / ".hydra" / "config.yaml"
+    try:
+        cfg = OmegaConf.load(path)
+        cfg.paths.output_dir = str(run_dir)
+    except Exception as error:  # not YAML, not a mapping, no `paths`: damaged, or not written by train.py
+        raise UserError(
+            f"{path} does not read as a config of train.py ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}); the run's config is damaged"
+        ) from None
     return cfg
 
 

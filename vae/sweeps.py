@@ -21,18 +21,20 @@ class Job:
     dir: Path
     num: int
     overrides: dict[str, str]  # key -> value, as in .hydra/overrides.yaml
-    status: str  # completed | failed | interrupted (by a signal; resumable) | unfinished (running, or killed) | damaged
+    # completed | diverged (completed, but worse than untrained) | failed | interrupted (by a signal; resumable) |
+    # unfinished (running, or killed) | damaged (its files do not read)
+    status: str
     not_swept: tuple[str, ...] = ()  # overrides that are not hyperparameters (the config's exclude_keys)
     metrics: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
 
     @property
     def error(self) -> str:
-        return self.metrics.get("error", "")
+        return self.metrics.get("error", self.metrics.get("warning", ""))
 
     def best(self) -> dict:
         """Val metrics at the best epoch: metrics.json, or for an unfinished run its history so far."""
-        if self.status == "completed":
+        if self.status in ("completed", "diverged"):
             return self.metrics
         rows = [row for row in self.history if math.isfinite(row.get("val/loss", math.nan))]
         if self.status in ("failed", "damaged") or not rows:
@@ -40,7 +42,7 @@ class Job:
         return min(rows, key=lambda row: row["val/loss"])
 
 
-STATUSES = ("completed", "failed", "interrupted", "unfinished", "damaged")
+STATUSES = ("completed", "diverged", "failed", "interrupted", "unfinished", "damaged")
 
 
 def number(value) -> float | None:
@@ -82,7 +84,7 @@ def read_job(job_dir: Path) -> Job:
         return damaged(job, f"metrics.json holds a {type(metrics).__name__}, not the run's metrics")
     job.metrics = metrics
     job.status = metrics.get("status", "unfinished") if metrics.get("status", "unfinished") in STATUSES else "damaged"
-    if job.status == "completed" and number(metrics.get("val/loss")) is None:
+    if job.status in ("completed", "diverged") and number(metrics.get("val/loss")) is None:
         return damaged(job, "metrics.json says completed but holds no val/loss")
     return job
 
@@ -147,7 +149,7 @@ def label(job: Job, keys: list[str]) -> str:
 
 def ranked(jobs: list[Job]) -> list[Job]:
     """Completed runs by val loss, then unfinished ones (by val loss so far), then failed ones."""
-    order = {"completed": 0, "interrupted": 1, "unfinished": 1, "failed": 2}
+    order = {"completed": 0, "diverged": 1, "interrupted": 1, "unfinished": 1, "failed": 2}
 
     def val_loss(job):
         value = number(job.best().get("val/loss"))

@@ -24,7 +24,7 @@ def loss(name: str):
 
 def columns(jobs: list[Job]) -> list[Column]:
     def epochs(job):
-        if job.status == "completed":
+        if job.status in ("completed", "diverged"):
             return f"{number(job.metrics.get('epochs')):.0f}" if number(job.metrics.get("epochs")) is not None else ""
         return str(len(job.history)) if job.status in ("interrupted", "unfinished") else ""
 
@@ -74,9 +74,9 @@ def markdown(jobs: list[Job], sweep_dir: Path) -> str:
     for job in ranked(jobs):
         cells = [str(job.num), *(job.overrides.get(key, "") for key in keys), *(col.value(job) or "-" for col in cols)]
         lines.append("| " + " | ".join(cells) + " |")
-    failed = [job for job in ranked(jobs) if job.status in ("failed", "damaged")]
+    failed = [job for job in ranked(jobs) if job.status in ("failed", "damaged", "diverged")]
     if failed:
-        lines += ["", "Failed and damaged runs:", ""]
+        lines += ["", "Failed, damaged and diverged runs:", ""]
         lines += [f"- run {job.num} ({label(job, keys)}): {job.error}" for job in failed]
     return "\n".join(lines) + "\n"
 

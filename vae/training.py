@@ -90,8 +90,10 @@ def interrupted(stop: SystemExit, trainer, run_dir: Path) -> Interrupted:
 def run_metrics(trainer, history, test: dict, model, run_dir: Path) -> dict:
     """metrics.json of a finished fit: val at the best epoch, test of the best checkpoint, how long, how big."""
     best = history.best("val/loss")
+    diverged = history.diverged(model.lr)
     return {
-        "status": "completed",
+        "status": "diverged" if diverged else "completed",
+        **({"warning": diverged} if diverged else {}),
         **{name: value for name, value in best.items() if name.startswith("val/")},
         **{name: float(value) for name, value in test.items()},
         "best_epoch": best["epoch"],
@@ -138,6 +140,8 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
     from vae.figures import draw_all
 
     metrics = run_metrics(trainer, history, test, model, run_dir)
+    if "warning" in metrics:
+        log.warning(f"warning: {metrics['warning']}")
     if trainer.is_global_zero:  # with DDP, one process writes
         run.write_metrics(metrics)  # first: the figures and the evaluation can fail or be interrupted
     if cfg.plots.at_end:
