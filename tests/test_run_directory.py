@@ -107,6 +107,20 @@ def test_a_second_run_into_a_used_directory_is_refused_unless_overwrite(vae_run,
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == len(list(vae_run.glob("events.out.tfevents.*")))
 
 
+def test_a_requeued_slurm_job_continues_its_own_run(vae_run, tmp_path, monkeypatch):
+    """SLURM requeues a preempted job by running it again, into the directory it had: it continues from last.ckpt
+    (checked as a resume is) instead of being refused as a second run."""
+    run_dir = copy_run(vae_run, tmp_path)
+    overrides = [*OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"), *NO_FIGURES, "epochs=3"]
+    with pytest.raises(Refused, match="already holds a run"):
+        train_run(overrides, run_dir)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    with pytest.raises(Refused, match="cannot change latent_dim"):
+        train_run([*overrides, "latent_dim=3"], run_dir)
+    metrics = train_run(overrides, run_dir)
+    assert metrics["epochs"] == 3 and len((run_dir / "history.csv").read_text().splitlines()) == 1 + 3
+
+
 def test_one_process_at_a_time(vae_run, tiny_overrides, tmp_path, capsys):
     from vae import evaluate
 

@@ -10,6 +10,7 @@ What a run directory guarantees (the README lists them too):
 - One process trains into it at a time: a lock on the directory refuses a second one (and vae.evaluate meanwhile).
 - A run never lands in a used directory: a second run into it is refused unless `overwrite=true`, which deletes the
   old results first. Two generations of checkpoints, history or metrics never mix.
+- A SLURM job that SLURM requeued continues its own run as a resume does (`requeued`).
 - A resume is checked before anything is written: the config may change only what a continuation can (epochs,
   lr, the figures, the evaluation...), and checkpoints/last.ckpt must load. A refused command leaves the
   directory as it was.
@@ -34,7 +35,7 @@ log = logging.getLogger("train")
 
 # A run's results: what makes a directory used, and what overwrite=true deletes (train.log is appended to).
 RESULTS = (".hydra", "checkpoints", "figures", "metrics.json", "history.csv", "traceback.txt", "hparams.yaml")
-EVENTS = "events.out.tfevents.*"  # TensorBoard's files, beside them
+EVENTS = ("events.out.tfevents.*", "hpc_ckpt_*.ckpt")  # TensorBoard's files, and Lightning's on SLURM's signal
 
 # What a resume may change: how long and how fast it trains on, where the data lies, and what it draws and
 # measures at the end. Everything else (the model, the objective, the data, the seed) is what the checkpoint
@@ -58,9 +59,13 @@ RESUMABLE = (
     "data.eval_batch_size",
 )
 NOT_COMPARED = ("resume", "overwrite")
+# Keys that vae-lab itself changed since checkpoint format 2, so that runs written before still resume.
+UPGRADED = ("callbacks.checkpoint._target_", "trainer.default_root_dir")
 
 
 def resumable(key: str) -> bool:
+    if key in UPGRADED:
+        return True
     return not key.endswith("_target_") and any(fnmatch.fnmatchcase(key, pattern) for pattern in RESUMABLE)
 
 
@@ -102,6 +107,12 @@ def rank_zero() -> bool:
 
 
 NEW_FOLDER = "choose another folder (hydra.run.dir=<folder>, or hydra.sweep.dir=<folder> for a sweep)"
+
+
+def requeued() -> bool:
+    """True in a SLURM job that SLURM requeued (preemption, a time limit, `scontrol requeue`): the job runs its
+    command again, into the directory it had, and continues from checkpoints/last.ckpt as `resume=` would."""
+    return os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
 
 
 def check_writable(folder: Path, what: str, advice: str = NEW_FOLDER) -> None:
@@ -153,7 +164,7 @@ class RunDirectory:
     def used(self) -> list[str]:
         """The results of an earlier run in this directory (empty for a new one)."""
         found = [name for name in RESULTS if (self.path / name).exists()]
-        return found + sorted(p.name for p in self.path.glob(EVENTS))[:1]
+        return found + sorted(p.name for pattern in EVENTS for p in self.path.glob(pattern))[:1]
 
     def refuse_if_used(self) -> None:
         if used := self.used():
@@ -168,11 +179,11 @@ class RunDirectory:
         None to start afresh). Raises Refused, having changed nothing, when the run would damage what is there."""
         last = self.path / "checkpoints" / "last.ckpt"
         if not rank_zero():  # DDP's other processes: rank zero checked and took the directory
-            return last if cfg.resume and last.is_file() else None
+            return last if (cfg.resume or requeued()) and last.is_file() else None
         check_writable(self.path, "the run directory")
         self.lock()
         checkpoint = None
-        if cfg.resume:
+        if cfg.resume or requeued() and self.used():
             checkpoint = self.check_resume(cfg)
         elif cfg.overwrite:
             self.clear()
@@ -187,7 +198,7 @@ class RunDirectory:
         from vae.config import validate
         from vae.runs import load_config
 
-        if Path(cfg.resume).resolve() != self.path.resolve():
+        if cfg.resume and Path(cfg.resume).resolve() != self.path.resolve():
             raise Refused(f"resume={cfg.resume} continues that run in its own directory, not in {self.path}")
         validate(cfg)  # a bad new value is refused before the saved config is replaced
         try:
@@ -252,7 +263,7 @@ class RunDirectory:
                 shutil.rmtree(path)
             elif path.exists() or path.is_symlink():
                 path.unlink()
-        for path in self.path.glob(EVENTS):
+        for path in [p for pattern in EVENTS for p in self.path.glob(pattern)]:
             path.unlink()
         log.info(f"overwrite=true: deleted the earlier run's results in {self.path}")
 
