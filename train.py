@@ -26,7 +26,7 @@ log = logging.getLogger("train")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-@exit_on_user_error
+@exit_on_user_error(sigterm=False)  # Lightning handles SIGTERM while it fits; vae/training.py after that
 def main(cfg: DictConfig) -> float:
     from vae.training import train
 

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,27 @@ def test_a_resume_refuses_overrides_that_name_code(vae_run, tmp_path, override):
     saved.write_text(saved.read_text() + f"- {override}\n")
     with pytest.raises(Refused, match="names code or Hydra's own settings"):
         prepare_command_line(["train.py", f"resume={run_dir}"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_an_evaluation_in_one_line_and_changes_nothing(vae_run, tmp_path, sent):
+    run_dir = copy_run(vae_run, tmp_path)
+    before = snapshot(run_dir)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vae.evaluate", str(run_dir), "--iw-samples", "1000000"],  # minutes: it is stopped
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(8)  # imports, loading, and into the importance sampling
+    process.send_signal(sent)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1 and "Traceback" not in stderr, stderr
+    name = "SIGTERM" if sent == signal.SIGTERM else "SIGINT"
+    assert stderr.strip().splitlines()[-1].startswith(f"error: stopped by {name}")
+    assert snapshot(run_dir) == before
 
 
 def drop_write_permission() -> list[str]:

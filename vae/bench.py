@@ -434,7 +434,7 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-@exit_on_user_error
+@exit_on_user_error(sigterm=False)  # its trainings run Lightning, which handles SIGTERM itself
 def main(argv: list[str] | None = None) -> dict:
     parser = cli_parser("bench", __doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, help="rounds of every pipeline (default 5; 2 with --quick)")

@@ -40,7 +40,9 @@ def check_output_folders(argv: list[str]) -> None:
 def check_saved_overrides(overrides: list[str], saved: Path) -> None:
     """A run directory received from someone else must not run code: its overrides.yaml may only set values."""
     for override in overrides:
-        key = override.lstrip("+~").partition("=")[0]
+        key, sep, _ = override.lstrip("+~").partition("=")
+        if not sep:
+            raise Refused(f"{saved} holds {override!r}, which is not an override key=value: it is damaged")
         if "_target_" in override or key.startswith("hydra"):
             raise Refused(
                 f"{saved} holds the override {override!r}, which names code or Hydra's own settings and which "

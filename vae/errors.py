@@ -1,9 +1,12 @@
 """Errors a user can fix. Entry points print their message in one line and exit non-zero."""
 
+import contextlib
 import errno
 import functools
 import os
+import signal
 import sys
+import threading
 
 
 class UserError(Exception):
@@ -56,14 +59,46 @@ def show_traceback() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
-def exit_on_user_error(function):
+class Stopped(KeyboardInterrupt):
+    """SIGTERM, raised where the code is, as Ctrl+C raises KeyboardInterrupt (Lightning has its own handler while
+    it fits and tests, vae/training.py)."""
+
+
+def stop_on_sigterm(signum, frame):
+    raise Stopped()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block SIGTERM raises Stopped where the code is, as Ctrl+C raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def exit_on_user_error(function=None, *, sigterm: bool = True):
     """Decorator for entry points: a UserError becomes `error: <message>` on stderr and exit status 1,
-    without a traceback (set HYDRA_FULL_ERROR=1 to see it)."""
+    without a traceback (set HYDRA_FULL_ERROR=1 to see it); Ctrl+C, and SIGTERM with `sigterm` (not while Lightning
+    fits: it handles SIGTERM itself), become one line too, exit status 1."""
+    if function is None:
+        return functools.partial(exit_on_user_error, sigterm=sigterm)
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
-            return function(*args, **kwargs)
+            with sigterm_as_interrupt() if sigterm else contextlib.nullcontext():
+                return function(*args, **kwargs)
+        except KeyboardInterrupt as stop:
+            if show_traceback():
+                raise
+            name = "SIGTERM" if isinstance(stop, Stopped) else "SIGINT (Ctrl+C)"
+            print(f"error: stopped by {name} before the end; the files written before are intact", file=sys.stderr)
+            sys.exit(1)
         except Exception as error:
             found = find_user_error(error)
             if found is None or show_traceback():

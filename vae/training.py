@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from vae.config import check_used, flatten, validate
-from vae.errors import Interrupted, UserError
+from vae.errors import Interrupted, Stopped, UserError, sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from vae.run_directory import RunDirectory
@@ -136,14 +136,38 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
         test = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)[0]
     except SystemExit as stop:  # Lightning ends fit and test so on SIGTERM (SIGTERMException, status 0!) and SIGINT
         raise interrupted(stop, trainer, run_dir) from stop
-    from vae.evaluation import evaluate_split, scalars, summary  # imported once needed: training starts sooner
-    from vae.figures import draw_all
-
     metrics = run_metrics(trainer, history, test, model, run_dir)
     if "warning" in metrics:
         log.warning(f"warning: {metrics['warning']}")
     if trainer.is_global_zero:  # with DDP, one process writes
         run.write_metrics(metrics)  # first: the figures and the evaluation can fail or be interrupted
+    try:
+        with sigterm_as_interrupt():
+            finish(cfg, model, datamodule, trainer, run, metrics)
+    except KeyboardInterrupt as stop:  # Ctrl+C, or SIGTERM (vae/errors.py): Lightning's handlers end with fit and test
+        signal = "SIGTERM" if isinstance(stop, Stopped) else "SIGINT (Ctrl+C)"
+        raise Interrupted(
+            f"stopped by {signal} after training, during the figures or the evaluation: the training's numbers are "
+            f"in {run_dir / 'metrics.json'}; `python -m vae.plots {run_dir}` and `python -m vae.evaluate {run_dir}` "
+            "do the rest"
+        ) from None
+    trainer.logger.log_metrics(
+        {"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]}, step=trainer.global_step
+    )
+    trainer.logger.finalize("success")
+    log.info(
+        f"val/loss {metrics['val/loss']:.3f} (epoch {metrics['best_epoch']})  test/loss {metrics['test/loss']:.3f}  "
+        f"-> {run_dir / 'metrics.json'}"
+    )
+    return metrics
+
+
+def finish(cfg: DictConfig, model, datamodule, trainer, run: "RunDirectory", metrics: dict) -> None:
+    """After training: figures/ and the evaluation in nats, which adds to metrics.json."""
+    from vae.evaluation import evaluate_split, scalars, summary  # imported once needed: training starts sooner
+    from vae.figures import draw_all
+
+    run_dir = run.path
     if cfg.plots.at_end:
         try:
             draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
@@ -157,15 +181,6 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
             model, datamodule, cfg.eval.split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed
         )
         metrics.update(evaluation)
-        logger.log_metrics(scalars(evaluation), step=trainer.global_step)
+        trainer.logger.log_metrics(scalars(evaluation), step=trainer.global_step)
         log.info(summary(evaluation, cfg.eval.split, len(datamodule.splits[cfg.eval.split][0])))
         run.write_metrics(metrics)
-    logger.log_metrics(
-        {"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]}, step=trainer.global_step
-    )
-    logger.finalize("success")
-    log.info(
-        f"val/loss {metrics['val/loss']:.3f} (epoch {metrics['best_epoch']})  test/loss {metrics['test/loss']:.3f}  "
-        f"-> {run_dir / 'metrics.json'}"
-    )
-    return metrics
