@@ -63,13 +63,13 @@ def make_model(
     seed: int = 0,
     **settings,
 ):
-    """A small MLP model of the project (kind vae or ae), built from config nodes as train.py builds it."""
+    """A small MLP model of the project (kind vae, iwae or ae), built from config nodes as train.py builds it."""
     import torch
 
-    from vae.models import VAE, AutoEncoder
+    from vae.models import IWAE, VAE, AutoEncoder
 
     torch.manual_seed(seed)
-    model_class = VAE if kind == "vae" else AutoEncoder
+    model_class = {"vae": VAE, "iwae": IWAE, "ae": AutoEncoder}[kind]
     return model_class(
         encoder={"_target_": "vae.networks.MLPEncoder", "width": width},
         decoder={"_target_": "vae.networks.MLPDecoder", "latent_dim": latent_dim, "width": width},

@@ -11,9 +11,9 @@ from torch import nn
 from torch.distributions import MultivariateNormal, Normal
 
 from helpers import make_model
-from vae.elbo import DiagonalGaussian, kl_divergence
+from vae.elbo import DiagonalGaussian, kl_divergence, log_weights
 from vae.evaluate import main
-from vae.evaluation import active_units, evaluate, importance_sampled, log_weights, summary
+from vae.evaluation import active_units, evaluate, importance_sampled, summary
 from vae.priors import StandardNormal
 
 
@@ -32,7 +32,8 @@ def test_one_sample_bound_is_the_elbo_estimate_with_the_same_noise():
         z = mu + torch.exp(0.5 * log_sigma_squared) * eps[0]
         q = Normal(mu, torch.exp(0.5 * log_sigma_squared))
         elbo_estimate = -model(x, eps[0])["rec"] + Normal(0.0, 1.0).log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
-        log_px_z, log_w = log_weights(model, x, posterior, eps)
+        log_px_z, log_pz, log_qz = log_weights(model, x, posterior, eps)
+        log_w = log_px_z + log_pz - log_qz
         # the whole estimator with K = 1 draws the same eps from a generator with the same seed
         bound = importance_sampled(model, x, iw_samples=1, chunk_size=100, generator=torch.Generator().manual_seed(2))[
             "log_likelihood"

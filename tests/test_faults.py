@@ -68,6 +68,9 @@ def test_bad_values_are_named_with_their_rule(override, message, tmp_path):
         (["model=ae", "beta=5"], "beta=5 has no effect with model=ae, arch=mlp: nothing in this run reads beta"),
         (["model=ae", "kl_warmup_epochs=3"], "kl_warmup_epochs=3 has no effect with model=ae"),
         (["arch=conv", "depth=3"], "depth=3 has no effect with model=vae, arch=conv"),
+        (["model=ae", "prior=vamp"], "prior=vamp has no effect with model=ae"),
+        (["model=vae", "iwae.k=9"], "iwae.k=9 has no effect with model=vae"),
+        (["model=iwae", "beta=2"], "beta=2 has no effect with model=iwae"),
     ],
 )
 def test_a_key_nothing_reads_is_refused(overrides, message, tmp_path):
@@ -81,6 +84,17 @@ def test_a_key_nothing_reads_is_refused(overrides, message, tmp_path):
     check_used(cfg, [o for o in overrides if o.startswith(("model=", "arch="))] + ["seed=3", "lr=0.01"], choices)
 
 
+@pytest.mark.parametrize(
+    "overrides", [["model=iwae", "iwae.k=9", "prior=vamp"], ["model=vae", "prior=vamp", "prior.components=9", "beta=2"]]
+)
+def test_keys_the_run_reads_pass(overrides, tmp_path):
+    from vae.config import check_used
+
+    cfg = compose_config(overrides, tmp_path)
+    choices = dict(cfg.hydra.runtime.choices)
+    check_used(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), overrides, choices)
+
+
 @pytest.mark.parametrize("override", ["gradient_clip_val=null", "beta=0", "lr=1e-5", "seed=0"])
 def test_good_values_pass(override, tmp_path):
     validate(compose_config([override], tmp_path))
@@ -89,11 +103,11 @@ def test_good_values_pass(override, tmp_path):
 @pytest.mark.parametrize(
     "override,valid",
     [
-        ("model=vea", "ae, vae"),
+        ("model=vea", "ae, iwae, vae"),
         ("likelihood=poisson", "bernoulli, gaussian, gaussian_learned"),
         ("arch=resnet", "conv, mlp"),
         ("data=cifar", "fashion_mnist, mnist"),
-        ("model=ae,vea", "ae, vae"),
+        ("model=ae,vea", "ae, iwae, vae"),
     ],
 )
 def test_unknown_group_options_list_the_valid_ones(override, valid):
@@ -103,7 +117,7 @@ def test_unknown_group_options_list_the_valid_ones(override, valid):
 
 def test_cli_bad_value_and_bad_choice(tmp_path):
     assert_one_clear_line(run_train("lr=-1", f"hydra.run.dir={tmp_path}"), "lr=-1", "positive number")
-    assert_one_clear_line(run_train("model=vea", f"hydra.run.dir={tmp_path}"), "model=vea", "ae, vae")
+    assert_one_clear_line(run_train("model=vea", f"hydra.run.dir={tmp_path}"), "model=vea", "ae, iwae, vae")
 
 
 def test_corrupt_file_is_named_and_nothing_is_lost(tmp_path):

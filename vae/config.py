@@ -120,17 +120,29 @@ def check_choices(overrides: list[str], conf_dir: Path) -> None:
                 raise UserError(f"{key}={choice} is not an option of `{key}`; choose one of: {', '.join(options)}")
 
 
-READ_BY_CODE = {"seed", "threads", "resume", "overwrite"}  # top-level keys train.py reads itself, not via ${...}
+# top-level keys and blocks that train.py reads itself, not through ${...}
+READ_BY_CODE = {"seed", "threads", "resume", "overwrite", "eval", "plots", "paths"}
+MODEL_PARTS = {"arch", "likelihood", "optimizer", "prior"}  # config groups that models read through ${...}
 
 
 def check_used(cfg: DictConfig, overrides: list[str], choices: dict) -> None:
-    """`model=ae beta=5`: a top-level key given on the command line that nothing in the composed config reads
-    (through ${key}) would be ignored in silence; say so instead."""
+    """`model=ae beta=5`, `model=ae prior=vamp`, `model=vae iwae.k=50`: a key or group given on the command line
+    that nothing in the composed config reads (through ${...}) would be ignored in silence; say so instead."""
     text = OmegaConf.to_yaml(cfg)  # unresolved: the ${...} references are visible
     for override in overrides:
         key, sep, value = override.lstrip("+").partition("=")
-        if not sep or "." in key or key in READ_BY_CODE or key not in cfg or OmegaConf.is_config(cfg[key]):
+        block = key.partition(".")[0]
+        if not sep or block in READ_BY_CODE or block not in cfg:
             continue
-        if "${" + key + "}" not in text:
+        node = cfg[block]
+        if block in MODEL_PARTS:
+            references = ("${" + block + "}", "${" + block + ".")
+        elif not OmegaConf.is_config(node):
+            references = ("${" + key + "}",)
+        elif "_target_" not in node and "." in key:  # a block of knobs (iwae.k): read where its keys are
+            references = ("${" + key + "}", "${" + block + "}")
+        else:  # an object the config builds from its own node (data, trainer, ...), or the choice of one
+            continue
+        if not any(reference in text for reference in references):
             setting = ", ".join(f"{group}={choices[group]}" for group in ("model", "arch") if group in choices)
             raise UserError(f"{key}={value} has no effect with {setting}: nothing in this run reads {key}; drop it")

@@ -3,6 +3,11 @@
     log p(x) >= ELBO(x) = E_q(z|x)[log p(x | z)] - KL(q(z | x) || p(z))
     loss = mean over the batch of [ rec + beta * kl ],  rec = -log p(x | z_1), z_1 ~ q(z | x)   (= -ELBO for beta = 1)
 
+and the importance-weighted bound (Burda et al., 2016, eq. 8), tighter for every k > 1 and equal to log p(x)
+as k grows, the IWAE's objective (vae/models.py) and the evaluation's estimate of log p(x) (vae/evaluation.py):
+
+    log p(x) >= L_k(x) = E[ log (1/k) sum_i w_i ],  w_i = p(x | z_i) p(z_i) / q(z_i | x),  z_1..z_k ~ q(z | x)
+
 Why sum first, then average: `rec` is a sum over the 784 pixels (vae/likelihoods.py) and `kl` a sum
 over the n latent dimensions (below). Averaging over pixels as well (as `F.mse_loss` does by
 default) would shrink the reconstruction term 784-fold against the KL, and the model would learn to
@@ -31,6 +36,22 @@ class DiagonalGaussian:
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log q(z | x), summed over latent dimensions; z (..., B, n) -> (..., B)."""
         return log_normal(z, self.mu, self.log_sigma_squared)
+
+
+def log_weights(model, x: torch.Tensor, q: DiagonalGaussian, eps: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The parts of log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for z_i = mu + sigma * eps_i ~ q(z | x),
+    with the model's likelihood and prior: (log p(x | z_i), log p(z_i), log q(z_i | x)), each (k, B);
+    x (B, ...), eps (k, B, n)."""
+    k, B = eps.shape[:2]
+    z = q.rsample(eps)  # the reparameterisation of training: gradients reach the encoder through z
+    x_hat = model.decoder(z.flatten(0, 1))
+    log_px_z = -model.likelihood.nll(x.expand(k, *x.shape).flatten(0, 1), x_hat).view(k, B)
+    return log_px_z, model.prior.log_prob(z), q.log_prob(z)
+
+
+def iw_bound(log_w: torch.Tensor) -> torch.Tensor:
+    """log (1/k) sum_i w_i per image from log w (k, B), by logsumexp (the w_i themselves under- or overflow)."""
+    return torch.logsumexp(log_w, dim=0) - math.log(len(log_w))
 
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor, log_sigma_squared: torch.Tensor) -> torch.Tensor:

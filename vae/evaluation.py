@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from vae.elbo import DiagonalGaussian, kl_per_dim
+from vae.elbo import kl_per_dim, log_weights
 
 log = logging.getLogger("vae.evaluation")
 
@@ -32,16 +32,6 @@ ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): unit j is active if Cov_x(E_q[z_
 PROBABILITIES = ("log_likelihood", "elbo", "bits_per_dim")  # pseudo_<name> where the likelihood does not model x
 PROGRESS_SECONDS = 10.0  # the importance sampling reports its progress this often
 SHOWN_DIMS = 32  # KL per dimension printed by `summary`
-
-
-def log_weights(model, x: torch.Tensor, q: DiagonalGaussian, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p(x | z_k), log w_k), each (K, B), for z_k = mu + sigma * eps_k ~ q(z | x); x (B, ...), eps (K, B, n)."""
-    K, B = eps.shape[:2]
-    z = q.rsample(eps)  # the reparameterisation of training (vae/elbo.py)
-    x_hat = model.decoder(z.flatten(0, 1))
-    log_px_z = -model.likelihood.nll(x.expand(K, *x.shape).flatten(0, 1), x_hat).view(K, B)
-    log_w = log_px_z + model.prior.log_prob(z) - q.log_prob(z)
-    return log_px_z, log_w
 
 
 @torch.no_grad()
@@ -74,7 +64,8 @@ def importance_sampled(
         for done in range(0, iw_samples, samples):
             k = min(samples, iw_samples - done)
             eps = torch.randn((k, *q.mu.shape), generator=generator, device=q.mu.device)
-            log_px_z, log_w = log_weights(model, xb, q, eps)
+            log_px_z, log_pz, log_qz = log_weights(model, xb, q, eps)
+            log_w = log_px_z + log_pz - log_qz
             batch = slice(start, start + len(xb))
             log_sum_w[batch] = torch.logaddexp(log_sum_w[batch], torch.logsumexp(log_w, dim=0))
             sum_log_px_z[batch] += log_px_z.sum(0)

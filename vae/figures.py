@@ -7,8 +7,8 @@
     interpolation    decoder means on straight lines in latent space between dev images of different digits
     learning_curves  train and val rec, KL and loss per epoch, from history.csv
 
-z is drawn from the model's `sampling_prior` (vae/priors.py): the VAE's prior N(0, I); an auto-encoder has no
-prior, so a Gaussian N(m, S) fitted to the codes of the training images stands in.
+z is drawn from the model's `sampling_prior` (vae/priors.py): the VAE's prior (N(0, I) or the VampPrior); an
+auto-encoder has no prior, so a Gaussian N(m, S) fitted to the codes of the training images stands in.
 
 `draw_all` writes them to <run dir>/figures/<name>.png (and .pdf); train.py calls it after testing, with
 the best checkpoint's weights; `TensorBoardFigures` (vae/callbacks.py) sends the same images to TensorBoard

@@ -1,4 +1,4 @@
-"""The two models of the lab as LightningModules: a plain auto-encoder and a VAE.
+"""The models of the lab as LightningModules: a plain auto-encoder, the VAE and the IWAE.
 
 Both wrap an encoder body, output projections to the latent space, a decoder (vae/networks.py) and a
 likelihood p(x | z) (vae/likelihoods.py); they differ in the projections and the loss. Logged per
@@ -9,7 +9,7 @@ What the rest of the project asks of a model (figures, evaluation, comparison; n
     encode(x) -> z          a point per image: the AE's code, the VAE's posterior mean
     decode(z) -> E[x | z]   the decoder's mean image
     posterior(x)            q(z | x) as a DiagonalGaussian (vae/elbo.py), or None for a model without one
-    prior                   p(z), the VAE's N(0, I) (vae/priors.py); None for the AE
+    prior                   p(z): the `prior` group's (vae/priors.py), N(0, I) or the VampPrior; None for the AE
     sampling_prior(x)       what figures draw z from: the prior, or (AE) a Gaussian fitted to the codes of x
     describe()              one line naming the model, its latent size and its likelihood
     terms                   the logged terms and what each is, for the learning curves
@@ -30,8 +30,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from vae.checkpoints import CHECKPOINT_FORMAT, check_checkpoint
-from vae.elbo import DiagonalGaussian
-from vae.priors import FittedGaussian, StandardNormal
+from vae.elbo import DiagonalGaussian, iw_bound, log_weights
+from vae.priors import FittedGaussian
 from vae.targets import instantiate
 
 FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu")  # where torch has fused optimiser kernels
@@ -225,8 +225,12 @@ class AutoEncoder(LatentModel):
         return {"rec": "reconstruction error −log p(x | z)\n(the auto-encoder's loss)"}
 
 
+STANDARD_PRIOR = {"_target_": "vae.priors.StandardNormal"}  # a checkpoint without a `prior` (before prior=)
+
+
 class VAE(LatentModel):
-    """q(z | x) = N(mu, diag(sigma^2)) with mu and log sigma^2 from two projections of shared layers.
+    """q(z | x) = N(mu, diag(sigma^2)) with mu and log sigma^2 from two projections of shared layers; p(z) from the
+    `prior` config group (N(0, I), or the VampPrior).
 
     loss = rec + beta * kl = -ELBO for beta = 1 (vae/elbo.py), with one reparameterised sample of z.
     KL warm-up: while training, beta ramps linearly from 0 to `beta` over the first
@@ -244,14 +248,30 @@ class VAE(LatentModel):
         latent_dim: int = 2,
         beta: float = 1.0,
         kl_warmup_epochs: float = 0,
+        prior: dict | None = None,
+        **settings,
     ):
+        prior = plain(prior) if prior is not None else STANDARD_PRIOR
         super().__init__(
-            encoder, decoder, likelihood, optimizer, latent_dim, beta=beta, kl_warmup_epochs=kl_warmup_epochs
+            encoder,
+            decoder,
+            likelihood,
+            optimizer,
+            latent_dim,
+            beta=beta,
+            kl_warmup_epochs=kl_warmup_epochs,
+            prior=prior,
+            **settings,
         )
         self.beta, self.kl_warmup_epochs = beta, kl_warmup_epochs
         self.mu = nn.Linear(self.encoder.out_features, latent_dim)
         self.log_sigma_squared = nn.Linear(self.encoder.out_features, latent_dim)
-        self.prior = StandardNormal(latent_dim)
+        self.prior = instantiate(prior, "the model's prior", latent_dim=latent_dim, posterior=self.posterior)
+
+    def on_fit_start(self):  # a prior that learns from the data starts from it (not on resume: it is restored)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and getattr(datamodule, "splits", None):
+            self.prior.initialise(datamodule.splits["train"][0])
 
     @property
     def name(self) -> str:
@@ -289,3 +309,54 @@ class VAE(LatentModel):
     def terms(self):
         loss = "loss = rec + KL = −ELBO" if self.beta == 1 else f"loss = rec + {self.beta:g}·KL"
         return {"rec": "reconstruction term  −log p(x | z)", "kl": "KL(q(z | x) ‖ p(z))", "loss": loss}
+
+    def describe(self) -> str:
+        prior = "" if self.prior.name == "N(0, I)" else f", {self.prior.name} prior"
+        return f"{self.name}, latent_dim = {self.latent_dim}{prior}, {self.likelihood.describe()}"
+
+
+class IWAE(VAE):
+    """The VAE's networks trained on the k-sample importance-weighted bound (Burda et al., 2016; vae/elbo.py):
+
+        loss = -L_k(x) = -log (1/k) sum_i w_i,  w_i = p(x | z_i) p(z_i) / q(z_i | x),  z_i = mu + sigma * eps_i
+
+    L_k is at least the ELBO, and tighter as k grows: each image's k samples are weighted by how well they
+    explain it, so q(z | x) is no longer pushed to cover p(z | x) alone. k = 1 is the ELBO, and then the loss is
+    exactly the VAE's (its KL in closed form, the lower-variance estimate of the same bound). `rec` and `kl` are
+    the ELBO's terms at the same samples (rec the mean of -log p(x | z_i); kl the prior's KL), logged so that
+    IWAE and VAE runs compare; `loss` is -L_k. There is no beta: the bound has no KL term to weight.
+    """
+
+    def __init__(self, encoder, decoder, likelihood, optimizer, latent_dim: int = 2, prior=None, k: int = 5):
+        if not (isinstance(k, int) and k >= 1):
+            from vae.errors import UserError
+
+            raise UserError(f"iwae.k={k!r} is not valid: iwae.k must be a positive integer (samples per image)")
+        super().__init__(encoder, decoder, likelihood, optimizer, latent_dim, prior=prior, k=k)
+        self.k = k
+
+    @property
+    def name(self) -> str:
+        return f"IWAE (k = {self.k})"
+
+    def forward(self, x, eps=None):
+        """eps (k, B, n): the noise of the k samples of each image."""
+        q = self.posterior(x)
+        eps = torch.randn(self.k, *q.mu.shape, device=q.mu.device, dtype=q.mu.dtype) if eps is None else eps
+        if self.k == 1:
+            return super().forward(x, eps[0])
+        log_px_z, log_pz, log_qz = log_weights(self, x, q, eps)  # (k, B) each
+        kl = self.prior.kl(q, log_qz=log_qz, log_pz=log_pz)  # (B,): N(0, I)'s closed form; (k, B): estimated
+        return {
+            "rec": -log_px_z.mean(0),
+            "kl": kl.reshape(-1, len(x)).mean(0),
+            "loss": -iw_bound(log_px_z + log_pz - log_qz),
+        }
+
+    @property
+    def terms(self):
+        return {
+            "rec": "reconstruction term  −log p(x | z)",
+            "kl": "KL(q(z | x) ‖ p(z))",
+            "loss": f"loss = −L_k, the IW bound (k = {self.k})",
+        }

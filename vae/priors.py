@@ -1,12 +1,21 @@
-"""Distributions over the latent space that figures draw z from.
+"""Distributions over the latent space: the VAE's prior p(z) (the `prior` config group), and what figures draw
+z from.
 
-    StandardNormal   the VAE's prior p(z) = N(0, I)
+    StandardNormal   p(z) = N(0, I), prior=standard (the default)
+    VampPrior        p(z) = (1/K) sum_k q(z | u_k), a mixture of the encoder's posteriors at K learned
+                     pseudo-inputs u_k (Tomczak & Welling, 2018), prior=vamp
     FittedGaussian   N(m, S) fitted to the codes of training images: an auto-encoder has no prior,
                      so its samples and manifold come from this stand-in
 
-Both answer `name`, `sample(n)`, `mean`, `stddev` (per dimension, for the manifold's grid), `log_prob(z)` and
+All answer `name`, `sample(n)`, `mean`, `stddev` (per dimension, for the manifold's grid), `log_prob(z)` and
 `describe()` (words for titles); `fitted_to` is the number of codes behind a fitted one (None for a prior).
+A prior of the VAE also answers `kl(q, z)`, the KL term of the loss (or `kl(q, log_qz=, log_pz=)` from the log
+densities at the samples), and `initialise(x_train)`, called when
+training starts (the VampPrior's pseudo-inputs may start as training images). A new prior is one class here
+and one file in conf/prior/; it is built with the model's `latent_dim` and `posterior` (x -> q(z | x)).
 """
+
+import math
 
 import torch
 from torch import nn
@@ -20,9 +29,12 @@ class StandardNormal(nn.Module):
     fitted_to = None
     name = "N(0, I)"
 
-    def __init__(self, latent_dim: int):
+    def __init__(self, latent_dim: int, posterior=None):  # posterior: unused, N(0, I) does not depend on it
         super().__init__()
         self.latent_dim = latent_dim
+
+    def initialise(self, x_train: torch.Tensor) -> None:
+        """Nothing to start from the data."""
 
     @property
     def mean(self) -> torch.Tensor:
@@ -40,12 +52,96 @@ class StandardNormal(nn.Module):
         zeros = torch.zeros_like(z)
         return log_normal(z, zeros, zeros)
 
-    def kl(self, q: DiagonalGaussian, z: torch.Tensor) -> torch.Tensor:
-        """KL(q(z | x) || p(z)) per image: in closed form for this prior (z, the sample, is not needed)."""
+    def kl(self, q: DiagonalGaussian, z: torch.Tensor | None = None, **log_densities) -> torch.Tensor:
+        """KL(q(z | x) || p(z)) per image: in closed form for this prior (the sample z is not needed)."""
         return kl_divergence(q.mu, q.log_sigma_squared)
 
     def describe(self) -> str:
         return "z ~ N(0, I) from the prior"
+
+
+class VampPrior(nn.Module):
+    """p(z) = (1/K) sum_k q(z | u_k): the encoder's posterior at K learned pseudo-inputs u_k (Tomczak & Welling,
+    2018, eq. 9), trained with the model. The prior that maximises the ELBO is the aggregate posterior
+    (1/N) sum_n q(z | x_n); the VampPrior approximates it with K << N learned images.
+
+    u_k = sigmoid(a_k), pixels in (0, 1) like the data's, with a_k the parameters. `init`: "data" starts the u_k as
+    K training images (drawn with the run's seed, pixels squeezed into [0.02, 0.98] so that the sigmoid's
+    gradient is not nil): the mixture starts as an aggregate posterior of real images; "random" starts them as
+    grey noise, sigmoid(N(0, 1)) (the paper's choice, where training then has to find digit-like inputs).
+
+    Its KL term has no closed form: `kl` is the Monte-Carlo estimate log q(z | x) - log p(z) at the sampled z.
+    """
+
+    fitted_to = None
+    name = "VampPrior"
+
+    def __init__(self, latent_dim: int, posterior, components: int = 500, init: str = "data", image_shape=(1, 28, 28)):
+        super().__init__()
+        if init not in ("data", "random"):
+            from vae.errors import UserError
+
+            raise UserError(f"prior.init={init!r} is not known; choose data or random")
+        self.latent_dim, self.init = latent_dim, init
+        self.posterior = posterior  # x -> q(z | x): the model's own encoder (a method, not a submodule)
+        self.logits = nn.Parameter(torch.randn(components, *image_shape))
+        self.register_buffer("initialised", torch.tensor(init == "random"))  # saved: a resume does not start over
+
+    @property
+    def components(self) -> int:
+        return len(self.logits)
+
+    def pseudo_inputs(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)  # (K, 1, 28, 28)
+
+    def initialise(self, x_train: torch.Tensor) -> None:
+        if bool(self.initialised):
+            return
+        chosen = x_train[torch.randperm(len(x_train))[: self.components]].to(self.logits.device)
+        with torch.no_grad():
+            self.logits.copy_(torch.logit(0.02 + 0.96 * chosen.reshape(self.logits.shape)))
+            self.initialised.fill_(True)
+
+    def mixture(self) -> DiagonalGaussian:
+        """The K components q(z | u_k): mu and log_sigma_squared of shape (K, n)."""
+        return self.posterior(self.pseudo_inputs())
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log (1/K) sum_k N(z; mu_k, diag(sigma_k^2)), summed over latent dimensions; z (..., B, n) -> (..., B).
+        The squared distances come from matrix products, so memory holds (..., B, K) numbers, not (..., B, K, n)."""
+        q = self.mixture()
+        precision = torch.exp(-q.log_sigma_squared)  # (K, n)
+        quadratic = (  # sum_j (z_j - mu_kj)^2 / sigma_kj^2, expanded
+            (z * z) @ precision.T - 2 * z @ (q.mu * precision).T + (q.mu * q.mu * precision).sum(-1)
+        )
+        log_components = -0.5 * (self.latent_dim * math.log(2 * math.pi) + q.log_sigma_squared.sum(-1) + quadratic)
+        return torch.logsumexp(log_components, dim=-1) - math.log(self.components)
+
+    def kl(self, q: DiagonalGaussian, z: torch.Tensor | None = None, log_qz=None, log_pz=None) -> torch.Tensor:
+        """KL(q(z | x) || p(z)) per image, estimated at the sampled z: log q(z | x) - log p(z) (from the log
+        densities at z when the caller has them: the mixture costs an encoder pass over the pseudo-inputs)."""
+        log_qz = q.log_prob(z) if log_qz is None else log_qz
+        return log_qz - (self.log_prob(z) if log_pz is None else log_pz)
+
+    def sample(self, n: int) -> torch.Tensor:
+        """A component k for each draw, uniformly, then z ~ q(z | u_k)."""
+        q = self.mixture()
+        k = torch.randint(self.components, (n,), device=q.mu.device)
+        return DiagonalGaussian(q.mu[k], q.log_sigma_squared[k]).rsample(torch.randn_like(q.mu[k]))
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.mixture().mu.mean(0)
+
+    @property
+    def stddev(self) -> torch.Tensor:
+        """Per dimension, of the whole mixture: E[var_k + mu_k^2] - (E[mu_k])^2 over the components."""
+        q = self.mixture()
+        second = (q.log_sigma_squared.exp() + q.mu**2).mean(0)
+        return (second - q.mu.mean(0) ** 2).clamp_min(0).sqrt()
+
+    def describe(self) -> str:
+        return f"z ~ VampPrior, a mixture of q(z | u_k) at {self.components} learned pseudo-inputs u_k"
 
 
 # Above this latent size an n x n covariance costs more memory and time than a figure is worth (4096: 128 MB in
