@@ -53,6 +53,7 @@ from vae.errors import UserError
         ("trainer.max_epochs=0", "trainer.max_epochs=0 is not valid: trainer.max_epochs must be a positive integer"),
         ("overwrite=yes", "overwrite='yes' is not valid: overwrite must be true or false"),
         ("lr=inf", "lr=inf is not valid: lr must be a positive number"),
+        ("iwae.k=0", "iwae.k=0 is not valid: iwae.k must be a positive integer"),
         ("beta=inf", "beta=inf is not valid"),
     ],
 )

@@ -31,6 +31,7 @@ from torch import nn
 
 from vae.checkpoints import CHECKPOINT_FORMAT, check_checkpoint
 from vae.elbo import DiagonalGaussian, iw_bound, log_weights
+from vae.errors import UserError
 from vae.priors import FittedGaussian
 from vae.targets import instantiate
 
@@ -328,9 +329,7 @@ class IWAE(VAE):
     """
 
     def __init__(self, encoder, decoder, likelihood, optimizer, latent_dim: int = 2, prior=None, k: int = 5):
-        if not (isinstance(k, int) and k >= 1):
-            from vae.errors import UserError
-
+        if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
             raise UserError(f"iwae.k={k!r} is not valid: iwae.k must be a positive integer (samples per image)")
         super().__init__(encoder, decoder, likelihood, optimizer, latent_dim, prior=prior, k=k)
         self.k = k

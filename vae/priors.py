@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from vae.elbo import DiagonalGaussian, kl_divergence, log_normal
+from vae.errors import UserError
 
 
 class StandardNormal(nn.Module):
@@ -79,8 +80,6 @@ class VampPrior(nn.Module):
     def __init__(self, latent_dim: int, posterior, components: int = 500, init: str = "data", image_shape=(1, 28, 28)):
         super().__init__()
         if init not in ("data", "random"):
-            from vae.errors import UserError
-
             raise UserError(f"prior.init={init!r} is not known; choose data or random")
         self.latent_dim, self.init = latent_dim, init
         self.posterior = posterior  # x -> q(z | x): the model's own encoder (a method, not a submodule)
