@@ -86,7 +86,12 @@ def test_a_key_nothing_reads_is_refused(overrides, message, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "overrides", [["model=iwae", "iwae.k=9", "prior=vamp"], ["model=vae", "prior=vamp", "prior.components=9", "beta=2"]]
+    "overrides",
+    [
+        ["model=iwae", "iwae.k=9", "prior=vamp"],
+        ["model=vae", "prior=vamp", "prior.components=9", "beta=2"],
+        ["+callbacks.timer._target_=lightning.pytorch.callbacks.Timer", "trainer.max_epochs=3", "data.dev_size=7"],
+    ],
 )
 def test_keys_the_run_reads_pass(overrides, tmp_path):
     from vae.config import check_used

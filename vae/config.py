@@ -124,7 +124,7 @@ def check_choices(overrides: list[str], conf_dir: Path) -> None:
 
 
 # top-level keys and blocks that train.py reads itself, not through ${...}
-READ_BY_CODE = {"seed", "threads", "resume", "overwrite", "eval", "plots", "paths"}
+READ_BY_CODE = {"seed", "threads", "resume", "overwrite", "eval", "plots", "paths", "callbacks"}
 MODEL_PARTS = {"arch", "likelihood", "optimizer", "prior"}  # config groups that models read through ${...}
 
 
@@ -142,7 +142,8 @@ def check_used(cfg: DictConfig, overrides: list[str], choices: dict) -> None:
             references = ("${" + block + "}", "${" + block + ".")
         elif not OmegaConf.is_config(node):
             references = ("${" + key + "}",)
-        elif "_target_" not in node and "." in key:  # a block of knobs (iwae.k): read where its keys are
+        elif "." in key and not any(OmegaConf.is_config(value) or k == "_target_" for k, value in node.items()):
+            # a block of knobs (iwae.k): read where its keys are
             references = ("${" + key + "}", "${" + block + "}")
         else:  # an object the config builds from its own node (data, trainer, ...), or the choice of one
             continue
