@@ -10,7 +10,7 @@ from test_evaluate import LinearGaussian
 from torch.distributions import Bernoulli, Categorical, Independent, MixtureSameFamily, MultivariateNormal, Normal
 
 from helpers import NO_FIGURES, make_model, metrics_without_timing, train_run
-from vae.elbo import DiagonalGaussian
+from vae.elbo import DiagonalGaussian, kl_divergence
 from vae.evaluation import importance_sampled
 from vae.priors import StandardNormal, VampPrior
 
@@ -161,6 +161,28 @@ def test_evaluation_with_a_mixture_prior_reaches_the_exact_log_likelihood():
     assert (exact - one).mean() > 0.1  # the proposal is not the posterior: one sample's bound is clearly below
 
 
+@torch.no_grad()
+def test_the_evaluations_elbo_uses_the_vamp_priors_own_kl():
+    """With the VampPrior the KL term is E_q[log q(z | x) - log p(z)], not the closed form against N(0, I), and it
+    does not split over the dimensions: no kl_per_dim."""
+    from vae.evaluation import evaluate
+
+    model = make_model("vae", latent_dim=3, likelihood="bernoulli", seed=2, prior=VAMP)
+    model.mu.bias += 2.0  # posteriors and pseudo-inputs' components around 2: near each other, far from N(0, I)
+    x = images(6)
+    metrics = evaluate(model, x, iw_samples=4000, chunk_size=4000, seed=1)
+    assert "kl_per_dim" not in metrics and metrics["elbo"] <= metrics["log_likelihood"]
+    q = model.posterior(x)
+    mixture = model.prior.mixture()
+    p_z = MixtureSameFamily(
+        Categorical(torch.ones(7)), Independent(Normal(mixture.mu, (0.5 * mixture.log_sigma_squared).exp()), 1)
+    )
+    z = q.rsample(torch.randn(4000, *q.mu.shape, generator=torch.Generator().manual_seed(9)))
+    reference = (q.log_prob(z) - p_z.log_prob(z)).mean().item()  # the same expectation, other samples
+    assert metrics["elbo_kl"] == pytest.approx(reference, abs=0.05)
+    assert kl_divergence(q.mu, q.log_sigma_squared).mean().item() > metrics["elbo_kl"] + 3  # not N(0, I)'s KL
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -177,6 +199,17 @@ def test_every_new_option_trains_an_epoch_evaluates_and_draws(tiny_overrides, tm
     assert metrics["test/log_likelihood"] >= metrics["test/elbo"] - 1.0  # K = 5 bound, up to its noise
     figures = {p.stem for p in (tmp_path / "figures").glob("*.png")}
     assert {"samples", "manifold", "latent", "reconstructions", "interpolation"} <= figures
+    # the tools load it alone, from its checkpoint's hyperparameters: the same model, the same test loss
+    from vae.runs import load_run
+
+    run = load_run(tmp_path)
+    assert type(run.model).__name__ == ("IWAE" if "model=iwae" in options else "VAE")
+    assert run.model.prior.name == ("VampPrior" if "prior=vamp" in options else "N(0, I)")
+    torch.manual_seed(0)
+    x = run.datamodule().splits["test"][0]
+    with torch.no_grad():
+        loss = run.model(x)["loss"].mean().item()
+    assert loss == pytest.approx(metrics["test/loss"], abs=5.0)  # one draw of the noise against another
 
 
 def test_iwae_with_k_1_trains_exactly_as_the_vae(tiny_overrides, tmp_path):

@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from vae.elbo import kl_per_dim, log_weights
+from vae.elbo import log_weights
 
 log = logging.getLogger("vae.evaluation")
 
@@ -38,7 +38,9 @@ SHOWN_DIMS = 32  # KL per dimension printed by `summary`
 def importance_sampled(
     model, x: torch.Tensor, iw_samples: int, chunk_size: int, generator: torch.Generator | None = None
 ) -> dict[str, torch.Tensor]:
-    """Per image: the IW bound `log_likelihood` (log (1/K) sum_k w_k) and `rec` (-mean_k log p(x | z_k)).
+    """Per image: the IW bound `log_likelihood` (log (1/K) sum_k w_k), `rec` (-mean_k log p(x | z_k)) and `kl` (the
+    mean over the samples of the prior's KL term: its closed form for N(0, I), log q(z_k | x) - log p(z_k) for the
+    VampPrior).
 
     Images go in batches and samples in chunks of at most `chunk_size` (image, sample) pairs per decoder
     pass; a running logsumexp joins the chunks, so memory does not grow with K.
@@ -49,6 +51,7 @@ def importance_sampled(
     # fragment the heap, and the process's memory would grow with every image.
     log_sum_w = torch.full((len(x),), -math.inf, device=x.device)
     sum_log_px_z = torch.zeros(len(x), device=x.device)
+    sum_kl = torch.zeros(len(x), device=x.device)
     began = reported = time.perf_counter()
     for start in range(0, len(x), images):
         if (
@@ -69,7 +72,12 @@ def importance_sampled(
             batch = slice(start, start + len(xb))
             log_sum_w[batch] = torch.logaddexp(log_sum_w[batch], torch.logsumexp(log_w, dim=0))
             sum_log_px_z[batch] += log_px_z.sum(0)
-    return {"log_likelihood": log_sum_w - math.log(iw_samples), "rec": -sum_log_px_z / iw_samples}
+            sum_kl[batch] += model.prior.kl(q, log_qz=log_qz, log_pz=log_pz).expand(k, -1).sum(0)
+    return {
+        "log_likelihood": log_sum_w - math.log(iw_samples),
+        "rec": -sum_log_px_z / iw_samples,
+        "kl": sum_kl / iw_samples,
+    }
 
 
 def active_units(mu: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> int:
@@ -100,17 +108,19 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 100, chunk_size: int = 81
 
     generator = torch.Generator(device=device).manual_seed(seed)
     sampled = importance_sampled(model, x, iw_samples, chunk_size, generator)
-    posteriors = (model.posterior(x[start : start + chunk_size]) for start in range(0, len(x), chunk_size))
-    kl = torch.cat([kl_per_dim(q.mu, q.log_sigma_squared) for q in posteriors]).mean(0)  # (n,): mean over the images
+    posteriors = [model.posterior(x[start : start + chunk_size]) for start in range(0, len(x), chunk_size)]
+    per_dim = [model.prior.kl_per_dim(q) for q in posteriors]  # None for a prior whose KL does not split so
+    kl = torch.cat(per_dim).mean(0) if per_dim[0] is not None else None  # (n,): mean over the images
+    elbo_kl = kl.sum().item() if kl is not None else sampled["kl"].mean().item()
     log_likelihood = sampled["log_likelihood"].mean().item()
     metrics.update(
         {
             "log_likelihood": log_likelihood,
-            "elbo": -(sampled["rec"].mean().item() + kl.sum().item()),
+            "elbo": -(sampled["rec"].mean().item() + elbo_kl),
             "elbo_rec": sampled["rec"].mean().item(),
-            "elbo_kl": kl.sum().item(),
+            "elbo_kl": elbo_kl,
             "active_units": active_units(torch.cat(codes)),
-            "kl_per_dim": kl.tolist(),
+            **({"kl_per_dim": kl.tolist()} if kl is not None else {}),
         }
     )
     if model.likelihood.discrete:
@@ -154,7 +164,7 @@ def summary(metrics: dict, split: str, images: int) -> str:
     lines = [f"{split} split, {images} images ({metrics[f'{settings}eval_seconds']:.1f} s):"]
     pseudo = "pseudo_" if f"{p}/pseudo_why" in metrics else ""
     if f"{p}/{pseudo}log_likelihood" in metrics:
-        kl_per_dim = metrics[f"{p}/kl_per_dim"]
+        kl_per_dim = metrics.get(f"{p}/kl_per_dim", [])
         if pseudo:
             lines.append(f"  (pseudo_: not probabilities: {metrics[f'{p}/pseudo_why']})")
         lines += [
@@ -165,11 +175,16 @@ def summary(metrics: dict, split: str, images: int) -> str:
         ]
         if f"{p}/{pseudo}bits_per_dim" in metrics:
             lines.append(f"  {pseudo}bits per dim    {metrics[f'{p}/{pseudo}bits_per_dim']:9.4f}")
-        lines += [
-            f"  active units    {metrics[f'{p}/active_units']:5d} of {len(kl_per_dim)}   (Var_x(mu_j) > 0.01)",
-            "  KL per dim      "  # the first dimensions only when there are many: metrics.json holds them all
-            + " ".join(f"{value:.2f}" for value in kl_per_dim[:SHOWN_DIMS])
-            + (f" ... ({len(kl_per_dim) - SHOWN_DIMS} more in metrics.json)" if len(kl_per_dim) > SHOWN_DIMS else ""),
-        ]
+        lines.append(f"  active units    {metrics[f'{p}/active_units']:5d}   (Var_x(mu_j) > 0.01)")
+        if kl_per_dim:  # the first dimensions only when there are many: metrics.json holds them all
+            lines.append(
+                "  KL per dim      "
+                + " ".join(f"{value:.2f}" for value in kl_per_dim[:SHOWN_DIMS])
+                + (
+                    f" ... ({len(kl_per_dim) - SHOWN_DIMS} more in metrics.json)"
+                    if len(kl_per_dim) > SHOWN_DIMS
+                    else ""
+                )
+            )
     lines.append(f"  MSE per pixel   {metrics[f'{p}/mse']:9.5f}")
     return "\n".join(lines)

@@ -328,9 +328,22 @@ class IWAE(VAE):
     IWAE and VAE runs compare; `loss` is -L_k. There is no beta: the bound has no KL term to weight.
     """
 
-    def __init__(self, encoder, decoder, likelihood, optimizer, latent_dim: int = 2, prior=None, k: int = 5):
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        likelihood,
+        optimizer,
+        latent_dim: int = 2,
+        prior=None,
+        k: int = 5,
+        beta: float = 1.0,  # saved with the VAE's hyperparameters; the IW bound has no KL weight to set
+        kl_warmup_epochs: float = 0,
+    ):
         if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
             raise UserError(f"iwae.k={k!r} is not valid: iwae.k must be a positive integer (samples per image)")
+        if beta != 1 or kl_warmup_epochs:
+            raise UserError("the IWAE's bound has no KL term to weight: beta must be 1 and kl_warmup_epochs 0")
         super().__init__(encoder, decoder, likelihood, optimizer, latent_dim, prior=prior, k=k)
         self.k = k
 

@@ -10,9 +10,10 @@ z from.
 All answer `name`, `sample(n)`, `mean`, `stddev` (per dimension, for the manifold's grid), `log_prob(z)` and
 `describe()` (words for titles); `fitted_to` is the number of codes behind a fitted one (None for a prior).
 A prior of the VAE also answers `kl(q, z)`, the KL term of the loss (or `kl(q, log_qz=, log_pz=)` from the log
-densities at the samples), and `initialise(x_train)`, called when
-training starts (the VampPrior's pseudo-inputs may start as training images). A new prior is one class here
-and one file in conf/prior/; it is built with the model's `latent_dim` and `posterior` (x -> q(z | x)).
+densities at the samples), `kl_per_dim(q)` (the KL of each latent dimension, or None when it does not split),
+and `initialise(x_train)`, called when training starts (the VampPrior's pseudo-inputs may start as training
+images). A new prior is one class here and one file in conf/prior/; it is built with the model's `latent_dim`
+and `posterior` (x -> q(z | x)).
 """
 
 import math
@@ -20,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from vae.elbo import DiagonalGaussian, kl_divergence, log_normal
+from vae.elbo import DiagonalGaussian, kl_divergence, kl_per_dim, log_normal
 from vae.errors import UserError
 
 
@@ -56,6 +57,10 @@ class StandardNormal(nn.Module):
     def kl(self, q: DiagonalGaussian, z: torch.Tensor | None = None, **log_densities) -> torch.Tensor:
         """KL(q(z | x) || p(z)) per image: in closed form for this prior (the sample z is not needed)."""
         return kl_divergence(q.mu, q.log_sigma_squared)
+
+    def kl_per_dim(self, q: DiagonalGaussian) -> torch.Tensor:
+        """The KL of each latent dimension (B, n): p(z) factorises, so the KL is their sum."""
+        return kl_per_dim(q.mu, q.log_sigma_squared)
 
     def describe(self) -> str:
         return "z ~ N(0, I) from the prior"
@@ -121,6 +126,10 @@ class VampPrior(nn.Module):
         densities at z when the caller has them: the mixture costs an encoder pass over the pseudo-inputs)."""
         log_qz = q.log_prob(z) if log_qz is None else log_qz
         return log_qz - (self.log_prob(z) if log_pz is None else log_pz)
+
+    def kl_per_dim(self, q: DiagonalGaussian) -> None:
+        """None: a mixture does not factorise over the latent dimensions, so its KL does not split into theirs."""
+        return None
 
     def sample(self, n: int) -> torch.Tensor:
         """A component k for each draw, uniformly, then z ~ q(z | u_k)."""
