@@ -135,14 +135,5 @@ class TensorBoardFigures(L.Callback):
         from vae.figures import figures, to_rgb
 
         history = next((c.rows for c in trainer.callbacks if isinstance(c, History)), None)
-        try:
-            drawn = figures(pl_module, datamodule, history, self.seed, self.plots)
-        except (MemoryError, RuntimeError, ValueError) as error:  # a figure too large for this run costs no training
-            self.every_n_epochs = 0
-            log.warning(
-                f"warning: no figures in TensorBoard for this run ({type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else ''}); training goes on"
-            )
-            return
-        for name, fig in drawn.items():
+        for name, fig in figures(pl_module, datamodule, history, self.seed, self.plots).items():
             experiment.add_image(f"figures/{name}", to_rgb(fig), trainer.global_step, dataformats="HWC")

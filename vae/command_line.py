@@ -31,10 +31,10 @@ def check_output_folders(argv: list[str]) -> None:
     if folder is None or "${" in folder:
         folder = "outputs"  # conf/config.yaml's default, relative to where train.py is started
     check_writable(Path(folder), "the sweep directory" if multirun else "the run directory")
-    if (
-        not multirun and folder != "outputs" and "overwrite=true" not in argv and rank_zero()
-    ):  # the refusal RunDirectory.open makes,
-        RunDirectory(folder).refuse_if_used()  # at once rather than after the imports
+    # the refusal RunDirectory.open makes, at once rather than after the imports (DDP's other processes start
+    # after rank zero has written .hydra/)
+    if not multirun and folder != "outputs" and "overwrite=true" not in argv and rank_zero():
+        RunDirectory(folder).refuse_if_used()
 
 
 def check_saved_overrides(overrides: list[str], saved: Path) -> None:

@@ -55,6 +55,16 @@ def find_user_error(error: BaseException | None) -> UserError | None:
     return None
 
 
+def in_brief(error: BaseException) -> str:
+    """`Type: the first line of its message`, for a message that must stay one line."""
+    text = str(error)
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def signal_name(stop: KeyboardInterrupt) -> str:
+    return "SIGTERM" if isinstance(stop, Stopped) else "SIGINT (Ctrl+C)"
+
+
 def show_traceback() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
 
@@ -96,8 +106,10 @@ def exit_on_user_error(function=None, *, sigterm: bool = True):
         except KeyboardInterrupt as stop:
             if show_traceback():
                 raise
-            name = "SIGTERM" if isinstance(stop, Stopped) else "SIGINT (Ctrl+C)"
-            print(f"error: stopped by {name} before the end; the files written before are intact", file=sys.stderr)
+            print(
+                f"error: stopped by {signal_name(stop)} before the end; the files written before are intact",
+                file=sys.stderr,
+            )
             sys.exit(1)
         except Exception as error:
             found = find_user_error(error)

@@ -36,6 +36,7 @@ from torch.distributions import Normal
 
 from vae.config import PLOT_SETTINGS, validate
 from vae.drawing import figure, save, show, tile
+from vae.errors import in_brief
 from vae.history import read_history
 
 log = logging.getLogger(__name__)
@@ -320,8 +321,7 @@ def figures(model, datamodule, history: list[dict] | None, seed: int, plots) -> 
             drawn[name] = make()
         except (MemoryError, RuntimeError, ValueError) as error:
             log.warning(
-                f"warning: the figure {name} was left out ({type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else ''}); smaller plots.* settings may draw it"
+                f"warning: the figure {name} was left out ({in_brief(error)}); smaller plots.* settings may draw it"
             )
     return drawn
 

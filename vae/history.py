@@ -3,25 +3,22 @@ vae/callbacks.py, at the end of every epoch) and `read_history` (the learning cu
 Plain CSV: reading a sweep does not import Lightning."""
 
 import csv
+import io
 import math
-import os
 from pathlib import Path
+
+from vae.run_directory import write_atomically
 
 
 def write_history(path: Path, rows: list[dict]) -> None:
     """history.csv: one row per epoch, a column per name that any row has (empty where a row lacks it)."""
     names = list(dict.fromkeys(name for row in rows for name in row))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp")  # written whole and renamed: a kill leaves the previous epoch's file
-    try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=names, restval=math.nan)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=names, restval=math.nan)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomically(path, text.getvalue())  # whole: a kill leaves the previous epoch's file
 
 
 def read_history(path: Path) -> list[dict]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vae.config import flatten
-from vae.errors import Interrupted, Refused, UserError, find_user_error
+from vae.errors import Interrupted, Refused, UserError, find_user_error, in_brief
 
 log = logging.getLogger("train")
 
@@ -206,7 +206,7 @@ class RunDirectory:
         except Exception as error:
             raise Refused(
                 f"resume={self.path}: its config {self.path / '.hydra' / 'config.yaml'} does not load "
-                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); train a new run"
+                f"({in_brief(error)}); train a new run"
             ) from None
         now = flatten(cfg)
         absent = "<absent>"
@@ -246,9 +246,8 @@ class RunDirectory:
         except UserError as error:
             raise Refused(str(error)) from None
         except Exception as error:
-            first = str(error).splitlines()[0] if str(error) else ""
             raise Refused(
-                f"{last} is damaged ({type(error).__name__}: {first}), so the run cannot be continued; its other "
+                f"{last} is damaged ({in_brief(error)}), so the run cannot be continued; its other "
                 "files are untouched (python -m vae.evaluate and vae.plots read best.ckpt): train a new run"
             ) from None
         return last

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from vae.errors import UserError
+from vae.errors import UserError, in_brief
 
 if TYPE_CHECKING:  # torch is imported where it is needed
     import torch
@@ -70,8 +70,7 @@ def load_config(run_dir: Path) -> DictConfig:
         cfg.paths.output_dir = str(run_dir)
     except Exception as error:  # not YAML, not a mapping, no `paths`: damaged, or not written by train.py
         raise UserError(
-            f"{path} does not read as a config of train.py ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}); the run's config is damaged"
+            f"{path} does not read as a config of train.py ({in_brief(error)}); the run's config is damaged"
         ) from None
     return cfg
 
@@ -87,8 +86,7 @@ def load_model(checkpoint: Path):
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as error:
         raise UserError(
-            f"checkpoint {checkpoint} does not load (not a torch checkpoint, or a damaged one): "
-            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            f"checkpoint {checkpoint} does not load (not a torch checkpoint, or a damaged one): {in_brief(error)}"
         ) from error
     check_format(saved)
     hparams, model_class = saved.get("hyper_parameters"), saved.get("vae_lab_model")

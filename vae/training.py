@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from vae.config import check_used, flatten, validate
-from vae.errors import Interrupted, Stopped, UserError, sigterm_as_interrupt
+from vae.errors import Interrupted, UserError, signal_name, sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from vae.run_directory import RunDirectory
@@ -145,16 +145,15 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
         with sigterm_as_interrupt():
             finish(cfg, model, datamodule, trainer, run, metrics)
     except KeyboardInterrupt as stop:  # Ctrl+C, or SIGTERM (vae/errors.py): Lightning's handlers end with fit and test
-        signal = "SIGTERM" if isinstance(stop, Stopped) else "SIGINT (Ctrl+C)"
         raise Interrupted(
-            f"stopped by {signal} after training, during the figures or the evaluation: the training's numbers are "
-            f"in {run_dir / 'metrics.json'}; `python -m vae.plots {run_dir}` and `python -m vae.evaluate {run_dir}` "
-            "do the rest"
+            f"stopped by {signal_name(stop)} after training, during the figures or the evaluation: the training's "
+            f"numbers are in {run_dir / 'metrics.json'}; `python -m vae.plots {run_dir}` and "
+            f"`python -m vae.evaluate {run_dir}` do the rest"
         ) from None
-    trainer.logger.log_metrics(
+    logger.log_metrics(
         {"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]}, step=trainer.global_step
     )
-    trainer.logger.finalize("success")
+    logger.finalize("success")
     log.info(
         f"val/loss {metrics['val/loss']:.3f} (epoch {metrics['best_epoch']})  test/loss {metrics['test/loss']:.3f}  "
         f"-> {run_dir / 'metrics.json'}"
@@ -168,14 +167,8 @@ def finish(cfg: DictConfig, model, datamodule, trainer, run: "RunDirectory", met
     from vae.figures import draw_all
 
     run_dir = run.path
-    if cfg.plots.at_end:
-        try:
-            draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
-        except (MemoryError, RuntimeError, ValueError) as error:  # a figure that does not scale costs no numbers
-            log.warning(
-                f"warning: the figures were not drawn ({type(error).__name__}: {str(error).splitlines()[0]}); "
-                f"the run's numbers are in metrics.json; try `python -m vae.plots {run_dir}` with other settings"
-            )
+    if cfg.plots.at_end:  # a figure that does not scale is left out with a warning (vae/figures.py)
+        draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
     if cfg.eval.enabled and trainer.is_global_zero:  # the best checkpoint (loaded by trainer.test) in nats
         evaluation = evaluate_split(
             model, datamodule, cfg.eval.split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed
