@@ -6,6 +6,19 @@ The maths:    elbo.py (the ELBO, the reparameterisation, the KL), likelihoods.py
 A run:        training.py (build, fit, test, metrics), command_line.py (train.py's resume=), runs.py (a run
               directory), history.py (history.csv), callbacks.py, checkpoints.py, config.py (the rules of
               the config's values), targets.py (what a config may build), errors.py.
-Figures:      figures.py (a run's), sweeps.py + tables.py + sweep_figures.py (a sweep's comparison), drawing.py.
-The tools:    python -m vae.plots | vae.evaluate | vae.compare | vae.bench  (cli.py: their shared style).
+Figures:      figures.py (a run's), sweeps.py + tables.py + sweep_figures.py (a sweep's comparison), drawing.py,
+              report.py (the lab report's results in LaTeX).
+The tools:    python -m vae.plots | vae.evaluate | vae.compare | vae.report | vae.bench  (cli.py: their style).
 """
+
+__all__ = ["load"]
+
+
+def __getattr__(name: str):
+    """`vae.load` (vae/runs.py: a finished run as cfg, model, datamodule), imported on first use: `import vae`
+    itself imports nothing, so the tools start as fast as before."""
+    if name == "load":
+        from vae.runs import load
+
+        return load
+    raise AttributeError(f"module 'vae' has no attribute {name!r}")

@@ -5,19 +5,24 @@ The tools that work from a run without retraining (plots, evaluation, comparison
     run = load_run("outputs/2026-11-29/12-00-00")        # or a path to a .ckpt file
     run.model, run.cfg, run.dir, run.checkpoint
 
+A notebook (notebooks/explore_run.ipynb) starts from `load`, the same in one call, the data module included:
+
+    cfg, model, datamodule = vae.load("outputs/2026-11-29/12-00-00")
+
 Nothing in a run's files runs code: the model is rebuilt from the checkpoint's own hyperparameters, and
 the saved config's data module only when it names this project's classes (vae/targets.py).
 """
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
 from vae.errors import UserError, in_brief
 
-if TYPE_CHECKING:  # torch is imported where it is needed
+if TYPE_CHECKING:  # torch and Lightning are imported where they are needed
+    import lightning as L
     import torch
 
 
@@ -102,3 +107,31 @@ def load_run(path: str | Path) -> Run:
     run_dir, checkpoint = find_checkpoint(Path(path))
     cfg = load_config(run_dir)
     return Run(dir=run_dir, checkpoint=checkpoint, cfg=cfg, model=load_model(checkpoint).eval())
+
+
+class LoadedRun(NamedTuple):
+    """What `load` returns; it unpacks as `cfg, model, datamodule = load(path)`."""
+
+    cfg: DictConfig
+    model: "torch.nn.Module"
+    datamodule: "L.LightningDataModule"
+
+
+def load(path: str | Path, data_root: str | Path | None = None) -> LoadedRun:
+    """A finished run, ready to explore: (cfg, model, datamodule).
+
+    path:       a run directory (outputs/<date>/<time>: its checkpoints/best.ckpt, else last.ckpt) or a .ckpt file
+                inside one; relative paths are relative to the working directory, as for the tools.
+    data_root:  the folder that holds MNIST/raw/ (FashionMNIST/raw/), when it is no longer where the run found it
+                (None: the run's data.root, which the VAE_DATA_DIR environment variable sets too).
+
+    cfg         the config the run was trained with (.hydra/config.yaml), cfg.paths.output_dir = its directory
+    model       the checkpoint's model, on the CPU, in eval mode: model.encode(x) -> mu (AE: the code z),
+                model.decode(z) -> E[x | z] (the decoder's mean image), model.latent_dim, model.describe()
+    datamodule  the run's data, set up: datamodule.splits["train" | "dev" | "test"] = (x, y), x (N, 1, 28, 28) in [0, 1]
+
+    A path that is not a run, a damaged checkpoint or missing data raise UserError, whose message says what to do.
+    """
+    run = load_run(path)
+    datamodule = run.datamodule(**({"root": str(data_root)} if data_root is not None else {}))
+    return LoadedRun(cfg=run.cfg, model=run.model, datamodule=datamodule)
