@@ -1,12 +1,12 @@
-"""Shared fixtures: a tiny MNIST-format dataset written by the tests themselves (IDX files), and the finished
-runs that several tests read, each trained once per session in this process (helpers.train_run).
+"""Shared fixtures: a tiny MNIST-format dataset written by the tests themselves (IDX files), the finished
+runs that several tests read, each trained once per session in this process (helpers.train_run), and one sweep.
 Helpers: tests/helpers.py."""
 
 from pathlib import Path
 
 import pytest
 
-from helpers import TINY_DEV, make_mnist, train_run
+from helpers import NO_FIGURES, TINY_DEV, make_mnist, run_train, train_run
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +78,14 @@ def bernoulli_run(tiny_overrides, tmp_path_factory) -> Path:
         run_dir,
     )
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def sweep(tiny_overrides, tmp_path_factory):  # the tests that use it are marked slow: 4 jobs in a new process
+    """A 2 x 2 sweep (model x latent_dim) of two epochs, as a user runs it (the comparison's and the report's)."""
+    sweep_dir = tmp_path_factory.mktemp("sweep") / "2x2"
+    result = run_train(
+        "-m", *tiny_overrides, *NO_FIGURES, "epochs=2", "model=ae,vae", "latent_dim=2,3", f"hydra.sweep.dir={sweep_dir}"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return sweep_dir, result

@@ -19,17 +19,6 @@ from vae.sweeps import collect
 FIGURES = ["val_curves.png", "val_rec_curves.png", "val_kl_curves.png", "samples_by_run.png"]
 
 
-@pytest.fixture(scope="module")
-def sweep(tiny_overrides, tmp_path_factory):  # the tests that use it are marked slow: 4 jobs in a new process
-    """A 2 x 2 sweep (model x latent_dim) of two epochs, as a user runs it."""
-    sweep_dir = tmp_path_factory.mktemp("sweep") / "2x2"
-    result = run_train(
-        "-m", *tiny_overrides, *NO_FIGURES, "epochs=2", "model=ae,vae", "latent_dim=2,3", f"hydra.sweep.dir={sweep_dir}"
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return sweep_dir, result
-
-
 @pytest.mark.slow
 def test_sweep_writes_a_table_whose_numbers_are_the_runs_metrics(sweep):
     sweep_dir, result = sweep

@@ -45,3 +45,36 @@ def save(fig: Figure, path: Path, **kwargs) -> Path:
     with matplotlib.rc_context({"pdf.fonttype": 42}):
         fig.savefig(path, metadata={"CreationDate": None} if pdf else None, **kwargs)
     return path
+
+
+def focus(ax, lines: list[tuple[list[float], list[float]]]) -> None:
+    """Y limits that show where curves settle: a first epoch that would take more than half the axis (160 nats
+    beside a converged 95) is left above or below it, its value written at the edge; otherwise matplotlib's own."""
+    points = [(x, y) for xs, ys in lines for x, y in zip(xs, ys) if math.isfinite(y)]
+    if len({x for x, _ in points}) < 3:
+        return
+    first = min(x for x, _ in points)
+    rest = [y for x, y in points if x > first]
+    low, high = min(rest), max(rest)
+    span = high - low or abs(high) * 0.1 or 1.0
+    outside = [(x, y) for x, y in points if x == first and not low - span <= y <= high + span]
+    if not outside:
+        return
+    inside = [y for x, y in points if x == first and low - span <= y <= high + span]
+    low, high = min([low, *inside]), max([high, *inside])
+    margin = 0.08 * (high - low or span)
+    ax.set_ylim(low - margin, high + margin)
+    for above in (True, False):  # one note per edge: the values the axis leaves out
+        values = sorted((y for _, y in outside if (y > high) == above), reverse=above)
+        if values:
+            ax.annotate(
+                f"epoch {first:g}: {', '.join(f'{y:.4g}' for y in values)} {'↑' if above else '↓'}",
+                xy=(first, 1 if above else 0),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -3 if above else 3),
+                textcoords="offset points",
+                ha="left",
+                va="top" if above else "bottom",
+                fontsize="small",
+                color="0.3",
+            )

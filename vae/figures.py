@@ -35,7 +35,7 @@ from matplotlib.ticker import MaxNLocator
 from torch.distributions import Normal
 
 from vae.config import PLOT_SETTINGS, validate
-from vae.drawing import figure, save, show, tile
+from vae.drawing import figure, focus, save, show, tile
 from vae.errors import in_brief
 from vae.history import read_history
 
@@ -258,25 +258,48 @@ def interpolation(
     return fig
 
 
+def warmup_epochs(history: list[dict], beta: float) -> list[int]:
+    """The epochs of KL warm-up: those whose mean train/beta (logged only while warming up) is below `beta`."""
+    return [int(row["epoch"]) for row in history if row.get("train/beta", beta) < beta * (1 - 1e-6)]
+
+
 def learning_curves(history: list[dict], model) -> Figure:
-    """Train (mean over the epoch's batches) and val (dev set at the epoch's end) losses against epochs."""
+    """Train (mean over the epoch's batches) and val (dev set at the epoch's end) losses against epochs. The KL
+    warm-up's epochs are shaded: their train loss is rec + beta_t * KL, not the objective the val line shows. The axes
+    show where the curves settle: a first epoch far off is written at the edge (vae/drawing.py `focus`)."""
     panels = list(model.terms.items())  # (term, what it is)
+    beta = float(model.hparams.get("beta", 1.0))
+    warmup = warmup_epochs(history, beta)
     fig = new_figure("learning_curves")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     epochs = [row["epoch"] for row in history]
     for ax, (term, heading) in zip(axes, panels):
+        if warmup:
+            betas = [row["train/beta"] for row in history if int(row["epoch"]) in warmup]
+            ax.axvspan(
+                min(warmup) - 0.5,
+                max(warmup) + 0.5,
+                color="0.9",
+                label=f"KL warm-up: mean β_t {betas[0]:.2g} to {betas[-1]:.2g} (β = {beta:g} after)",
+            )
+        lines = []
         for stage, style, label in (
             ("train", "o-", "train (mean over the epoch)"),
             ("val", "s--", "val (dev set, end of epoch)"),
         ):
             values = [row.get(f"{stage}/{term}", math.nan) for row in history]
+            if stage == "train" and term == "loss" and warmup:
+                label = "train (mean over the epoch;\nrec + β_t·KL in warm-up)"
             ax.plot(epochs, values, style, ms=4, label=label)
+            lines.append((epochs, values))
+        focus(ax, lines)
         ax.set_title(heading)
         ax.set_xlabel("epoch")
         ax.set_ylabel("nats per image")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0].legend()
+        if term == "loss" or len(panels) == 1:
+            ax.legend(fontsize="small")
     headline(fig, "Learning curves", model)
     return fig
 

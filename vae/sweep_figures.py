@@ -17,7 +17,7 @@ SAMPLE_SEED = 0  # the z ~ N(0, I) every run decodes
 
 def plot_curves(jobs: list[Job], metric: str, path: Path, formats: tuple[str, ...]) -> bool:
     """One line per run: `metric` over epochs. False (and no file) when no run logged it."""
-    from vae.drawing import figure, save
+    from vae.drawing import figure, focus, save
 
     keys = swept_keys(jobs)
     runs = [job for job in ranked(jobs) if any(metric in row for row in job.history)]
@@ -25,15 +25,17 @@ def plot_curves(jobs: list[Job], metric: str, path: Path, formats: tuple[str, ..
         return False
     fig = figure((7.5, 4.5))
     ax = fig.subplots()
+    lines = []
     for job in runs:
         rows = [row for row in job.history if metric in row]
+        lines.append(([row["epoch"] for row in rows], [row[metric] for row in rows]))
         ax.plot(
-            [row["epoch"] for row in rows],
-            [row[metric] for row in rows],
+            *lines[-1],
             marker="o",
             markersize=3,
-            label=label(job, keys) + ("" if job.status == "completed" else f" ({job.status})"),
+            label=label(job, keys, jobs) + ("" if job.status == "completed" else f" ({job.status})"),
         )
+    focus(ax, lines)  # the epochs a comparison discusses, not the first epoch's spike
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(f"{metric} (nats per image)")
@@ -75,7 +77,7 @@ def plot_samples(jobs: list[Job], path: Path, formats: tuple[str, ...], n: int =
         show(ax, tile(images, columns=n))
         note = " (no prior)" if run.model.prior is None else ""
         ax.set_ylabel(
-            f"{label(job, keys)}\n{run.model.name}{note}", rotation=0, ha="right", va="center", fontsize="small"
+            f"{label(job, keys, jobs)}\n{run.model.name}{note}", rotation=0, ha="right", va="center", fontsize="small"
         )
     fig.suptitle(f"Decoder means of the same {n} draws of z ~ N(0, I)")
     for suffix in formats:

@@ -7,6 +7,7 @@ A job whose files cannot be read (a metrics.json that is not a JSON object, say)
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,11 +141,45 @@ def swept_keys(jobs: list[Job]) -> list[str]:
 def fixed_overrides(jobs: list[Job], keys: list[str]) -> list[str]:
     """Overrides shared by every job (the rest of the command line), for the table's heading."""
     shared = {key: value for key, value in jobs[0].overrides.items() if key not in keys}
-    return [f"{key}={value}" for key, value in shared.items() if all(job.overrides.get(key) == value for job in jobs)]
+    return [
+        f"{key}={readable(value)}"
+        for key, value in shared.items()
+        if all(job.overrides.get(key) == value for job in jobs)
+    ]
 
 
-def label(job: Job, keys: list[str]) -> str:
-    return ", ".join(f"{key}={job.overrides.get(key, '-')}" for key in keys) or job.dir.name
+NUMBER = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+[eE][+-]?\d+)([eE][+-]?\d+)?")  # a decimal, not an integer
+
+
+def readable(text: str, digits: int = 3) -> str:
+    """An override's value as a reader writes it: 0.0038322168504927897 -> 0.00383, 1e-05 -> 1e-5, 250.0 -> 250;
+    integers and words as given."""
+    if not NUMBER.fullmatch(text.strip()):
+        return text
+    mantissa, _, exponent = f"{float(text):.{digits}g}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else mantissa
+
+
+def shown_values(jobs: list[Job], key: str) -> dict[str, str]:
+    """`key`'s value in each job -> as shown: 3 significant digits, more where two values would print alike."""
+    values = {job.overrides.get(key, "") for job in jobs}
+    for digits in range(3, 18):
+        shown = {value: readable(value, digits) for value in values}
+        if len(set(shown.values())) == len(values):
+            return shown
+    return {value: value for value in values}
+
+
+def shown(jobs: list[Job], keys: list[str]) -> dict[int, dict[str, str]]:
+    """id(job) -> {key: the value as shown} for the swept `keys` ("" where a job lacks the key)."""
+    by_key = {key: shown_values(jobs, key) for key in keys}
+    return {id(job): {key: by_key[key][job.overrides.get(key, "")] for key in keys} for job in jobs}
+
+
+def label(job: Job, keys: list[str], jobs: list[Job] | None = None) -> str:
+    """`key=value, ...` of the swept keys (values as shown among `jobs`), or the directory's name."""
+    values = shown(jobs or [job], keys)[id(job)]
+    return ", ".join(f"{key}={values[key] or '-'}" for key in keys) or job.dir.name
 
 
 def ranked(jobs: list[Job]) -> list[Job]:

@@ -1,17 +1,20 @@
 """The comparison table of a sweep, rendered as Markdown (comparison.md) and LaTeX (comparison.tex)."""
 
+import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vae.sweeps import STATUSES, Job, fixed_overrides, label, number, ranked, swept_keys
+from vae.sweeps import STATUSES, Job, fixed_overrides, label, number, ranked, shown, swept_keys
 
 
 @dataclass
 class Column:
     name: str  # as in comparison.md
-    latex: str  # as in comparison.tex
+    latex: str  # as in comparison.tex, under its group's heading
     value: Callable[[Job], str]  # job -> cell text, "" when it does not apply
+    group: str = ""  # comparison.tex's heading above the column: validation or test
 
 
 def loss(name: str):
@@ -22,7 +25,9 @@ def loss(name: str):
     return cell
 
 
-def columns(jobs: list[Job]) -> list[Column]:
+def columns(jobs: list[Job], test_terms: bool = False) -> list[Column]:
+    """The table's columns after the swept keys; `test_terms` adds the test rec and KL (the report's table)."""
+
     def epochs(job):
         if job.status in ("completed", "diverged"):
             return f"{number(job.metrics.get('epochs')):.0f}" if number(job.metrics.get("epochs")) is not None else ""
@@ -39,15 +44,17 @@ def columns(jobs: list[Job]) -> list[Column]:
     cols = [
         Column("status", "status", lambda job: job.status),
         Column("parameters", "parameters", parameters),
-        Column("epochs run", "epochs run", epochs),
-        Column("val loss", "val loss", loss("val/loss")),
-        Column("val rec", "val rec", loss("val/rec")),
-        Column("val KL", "val KL", loss("val/kl")),
-        Column("test loss", "test loss", loss("test/loss")),
+        Column("epochs run", "epochs", epochs),
+        Column("val loss", "loss", loss("val/loss"), "validation"),
+        Column("val rec", "rec", loss("val/rec"), "validation"),
+        Column("val KL", "KL", loss("val/kl"), "validation"),
+        Column("test loss", "loss", loss("test/loss"), "test"),
     ]
+    if test_terms:
+        cols += [Column("test rec", "rec", loss("test/rec"), "test"), Column("test KL", "KL", loss("test/kl"), "test")]
     if any("test/log_likelihood" in job.metrics for job in jobs):
-        cols.append(Column("test log p(x)", r"test $\log p(x)$", loss("test/log_likelihood")))
-    cols.append(Column("fit time (s)", "fit time (s)", seconds))
+        cols.append(Column("test log p(x)", r"$\log p(x)$", loss("test/log_likelihood"), "test"))
+    cols.append(Column("fit time (s)", "fit (s)", seconds))
     return cols
 
 
@@ -71,13 +78,14 @@ def markdown(jobs: list[Job], sweep_dir: Path) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" if i <= len(keys) else "---:" for i in range(len(header))) + "|",
     ]
+    values = shown(jobs, keys)
     for job in ranked(jobs):
-        cells = [str(job.num), *(job.overrides.get(key, "") for key in keys), *(col.value(job) or "-" for col in cols)]
+        cells = [str(job.num), *values[id(job)].values(), *(col.value(job) or "-" for col in cols)]
         lines.append("| " + " | ".join(cells) + " |")
     failed = [job for job in ranked(jobs) if job.status in ("failed", "damaged", "diverged")]
     if failed:
         lines += ["", "Failed, damaged and diverged runs:", ""]
-        lines += [f"- run {job.num} ({label(job, keys)}): {job.error}" for job in failed]
+        lines += [f"- run {job.num} ({label(job, keys, jobs)}): {job.error}" for job in failed]
     return "\n".join(lines) + "\n"
 
 
@@ -95,8 +103,43 @@ LATEX_SPECIAL = {
 }
 
 
+UNICODE = {  # the symbols of the figures' and models' words, as LaTeX math (\ensuremath: two in a row stay apart)
+    "σ": r"\ensuremath{\sigma}",
+    "β": r"\ensuremath{\beta}",
+    "μ": r"\ensuremath{\mu}",
+    "Φ": r"\ensuremath{\Phi}",
+    "θ": r"\ensuremath{\theta}",
+    "φ": r"\ensuremath{\phi}",
+    "×": r"\ensuremath{\times}",
+    "−": r"\ensuremath{-}",
+    "·": r"\ensuremath{\cdot}",
+    "²": r"\ensuremath{^2}",
+    "⁻¹": r"\ensuremath{^{-1}}",
+    "½": r"\ensuremath{\frac{1}{2}}",
+    "→": r"\ensuremath{\to}",
+    "≈": r"\ensuremath{\approx}",
+    "≤": r"\ensuremath{\leq}",
+    "…": r"\ldots{}",
+    "–": "--",
+    "—": "---",
+}
+
+
+SYMBOLS = re.compile("|".join(re.escape(symbol) for symbol in sorted(UNICODE, key=len, reverse=True)) + "|.", re.S)
+
+
 def latex_escape(text: str) -> str:
-    return "".join(LATEX_SPECIAL.get(char, char) for char in text)
+    """Text as LaTeX that pdflatex reads: its special characters escaped, the symbols above as math, and any other
+    character beyond Latin (which pdflatex's fonts lack) as `?`."""
+    return "".join(
+        UNICODE.get(char) or LATEX_SPECIAL.get(char, char if ord(char) < 0x250 else "?")
+        for char in SYMBOLS.findall(text)
+    )
+
+
+def latex_comment(text: str) -> str:
+    """Text for a LaTeX comment line: one line, nothing that ends it."""
+    return " ".join(text.split())
 
 
 def latex_number(text: str) -> str:
@@ -107,22 +150,49 @@ def latex_number(text: str) -> str:
     return "$-$" + text[1:] if text.startswith("-") else text
 
 
-def latex(jobs: list[Job], sweep_dir: Path) -> str:
+def latex_value(text: str) -> str:
+    """A swept value as shown (vae/sweeps.py `readable`) in LaTeX: 1e-5 as $1 \times 10^{-5}$, words escaped."""
+    mantissa, e, exponent = text.partition("e")
+    if e and exponent.lstrip("+-").isdigit() and mantissa.lstrip("+-").replace(".", "", 1).isdigit():
+        power = f"10^{{{int(exponent)}}}"
+        return f"${power}$" if mantissa == "1" else f"${mantissa} \\times {power}$"
+    return latex_escape(text)
+
+
+CAPTION = (
+    r"Model comparison, sorted by validation loss (negative ELBO for a VAE, "
+    r"$-\log p(x \mid z)$ for an auto-encoder; nats per image, lower is better)."
+)
+
+
+def latex(jobs: list[Job], sweep_dir: Path, test_terms: bool = False, caption: str = CAPTION) -> str:
+    """comparison.tex: a booktabs table, one row per job (`test_terms`: with the test rec and KL, as in the report);
+    the swept values first; a failed job's row says so."""
     keys = swept_keys(jobs)
-    cols = [col for col in columns(jobs) if col.name != "status"]
-    header = [latex_escape(key) for key in keys] + [col.latex for col in cols]
+    cols = [col for col in columns(jobs, test_terms) if col.name != "status"]
+    header = ["run", *(latex_escape(key) for key in keys), *(col.latex for col in cols)]
+    groups, rules, start = [""] * (len(keys) + 1), [], len(keys) + 2  # the headings above the columns, and their rules
+    for group, run in itertools.groupby(cols, key=lambda col: col.group):
+        width = len(list(run))
+        groups += [rf"\multicolumn{{{width}}}{{c}}{{{group}}}"] if group else [""] * width
+        rules += [rf"\cmidrule(lr){{{start}-{start + width - 1}}}"] if group else []
+        start += width
     lines = [
-        f"% Model comparison of the sweep {sweep_dir} (written by vae.compare).",
-        "% Needs \\usepackage{booktabs}. Losses in nats per image; val at the best epoch, test on its checkpoint.",
+        f"% Model comparison of {latex_comment(str(sweep_dir))} (written by vae-lab).",
+        "% Needs \\usepackage{booktabs} and graphicx. Losses in nats per image; val at the best epoch, test on its "
+        "checkpoint.",
         r"\begin{table}[ht]",
         r"\centering",
-        r"\begin{tabular}{" + "l" * len(keys) + "r" * len(cols) + "}",
+        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%  at most the text's width",
+        r"\begin{tabular}{" + "l" * (len(keys) + 1) + "r" * len(cols) + "}",
         r"\toprule",
+        " & ".join(groups) + r" \\ " + " ".join(rules),
         " & ".join(header) + r" \\",
         r"\midrule",
     ]
+    values = shown(jobs, keys)
     for job in ranked(jobs):
-        swept = [latex_escape(job.overrides.get(key, "")) for key in keys]
+        swept = [str(job.num), *(latex_value(value) for value in values[id(job)].values())]
         if job.status in ("failed", "damaged"):
             cells = swept + [rf"\multicolumn{{{len(cols)}}}{{l}}{{\emph{{{job.status}}}}}"]
         else:
@@ -132,9 +202,8 @@ def latex(jobs: list[Job], sweep_dir: Path) -> str:
         lines.append(" & ".join(cells) + r" \\")
     lines += [
         r"\bottomrule",
-        r"\end{tabular}",
-        r"\caption{Model comparison, sorted by validation loss (negative ELBO for a VAE, "
-        r"$-\log p(x \mid z)$ for an auto-encoder; nats per image, lower is better).}",
+        r"\end{tabular}}",
+        r"\caption{" + caption + "}",
         r"\label{tab:comparison}",
         r"\end{table}",
     ]
