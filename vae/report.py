@@ -58,7 +58,12 @@ def find_jobs(paths: list[Path]) -> tuple[list[Job], Path]:
     goes by default (<sweep>/report, <run>/report for one run)."""
     paths = [Path(path) for path in paths]
     if len(paths) == 1 and not (paths[0] / ".hydra" / "config.yaml").is_file():
-        return collect(paths[0]), paths[0] / "report"
+        jobs = collect(paths[0])
+        if len({job.num for job in jobs}) < len(jobs) or min(job.num for job in jobs) < 0:
+            log.info(f"{paths[0]} holds jobs of several sweeps (or of none): its runs are numbered 0, 1, ... in order")
+            for i, job in enumerate(jobs):
+                job.num = i  # a run's number names its figures' files and is what --runs chooses
+        return jobs, paths[0] / "report"
     jobs = []
     for i, path in enumerate(paths):
         if not (path / ".hydra" / "overrides.yaml").is_file():

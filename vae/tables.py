@@ -100,6 +100,9 @@ LATEX_SPECIAL = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\^{}",
+    "|": r"\textbar{}",  # in text, the default font encoding (OT1) prints | as a dash and < > as ¡ ¿
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
 }
 
 
