@@ -4,8 +4,9 @@
     python train.py -m lr=1e-3,1e-4
     python train.py resume=outputs/<date>/<time>
 
-Each run writes into its Hydra run directory (under outputs/): TensorBoard events, checkpoints/,
-history.csv (losses per epoch), figures/ and metrics.json (val at the best epoch, test on the best checkpoint).
+Each run writes into its Hydra run directory (under outputs/): TensorBoard events (the default logger; others:
+conf/logger/), checkpoints/, history.csv (losses per epoch), figures/ and metrics.json (val at the best epoch,
+test on the best checkpoint).
 What may happen to that directory is decided in one place: vae/run_directory.py.
 """
 

@@ -11,7 +11,7 @@ from matplotlib.image import imread
 from helpers import LIKELIHOODS, TINY_DEV, make_model, plot_defaults
 from vae import figures as plots
 from vae import plots as plots_cli
-from vae.callbacks import TensorBoardFigures
+from vae.callbacks import LoggedFigures
 from vae.data import MNISTDataModule
 from vae.drawing import DPI
 from vae.history import read_history
@@ -212,7 +212,7 @@ def test_bad_settings_are_one_clear_error():
     with pytest.raises(UserError, match="plots.interpolation_steps=1 is not valid: .* at least 2"):
         plots.check_settings({**PLOTS, "interpolation_steps": 1})
     with pytest.raises(UserError, match="plots.every_n_epochs=-1"):
-        TensorBoardFigures({**PLOTS, "every_n_epochs": -1})
+        LoggedFigures({**PLOTS, "every_n_epochs": -1})
 
 
 def test_cli_on_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):

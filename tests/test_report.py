@@ -98,7 +98,9 @@ def test_report_figures_and_captions(report):
     assert sorted(included) == figures  # every figure is in results.tex, and only those
     captions = re.findall(r"\\caption\{(.*)\}", tex)
     [manifold] = [c for c in captions if "grid of $z$" in c]
-    assert manifold.startswith("Run 2 (model=vae, latent\\_dim=2): VAE, latent\\_dim = 2, Gaussian p(x \\textbar{} z), ")
+    assert manifold.startswith(
+        "Run 2 (model=vae, latent\\_dim=2): VAE, latent\\_dim = 2, Gaussian p(x \\textbar{} z), "
+    )
     assert r"\ensuremath{\sigma} = 0.2, 2 epochs (best: 2)." in manifold
     [ae_latent] = [c for c in captions if c.startswith("Run 1") and "principal components" in c]
     assert "codes z of 40 dev images" in ae_latent and "3-dimensional" in ae_latent

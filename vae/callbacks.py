@@ -1,5 +1,5 @@
 """Lightning callbacks of a run (the checkpoints' random state is in vae/checkpoints.py): the per-epoch history,
-the guard against a non-finite loss, and the figures in TensorBoard."""
+the guard against a non-finite loss, and the figures in the loggers (TensorBoard, MLflow)."""
 
 import logging
 import math
@@ -109,9 +109,10 @@ class FiniteLoss(L.Callback):
         )
 
 
-class TensorBoardFigures(L.Callback):
-    """Sends the figures of vae/figures.py to TensorBoard's image tab (tags figures/<name>) every
-    `plots.every_n_epochs` epochs and after the last one, on rank zero, so the manifold can be watched as it forms."""
+class LoggedFigures(L.Callback):
+    """Sends the figures of vae/figures.py to every logger that takes images (tags figures/<name>: TensorBoard's
+    IMAGES tab, MLflow's run images; vae/loggers.py) every `plots.every_n_epochs` epochs and after the last one, on
+    rank zero, so the manifold can be watched as it forms. Nothing is drawn when no logger takes images (CSV)."""
 
     def __init__(self, plots, seed: int = 0):
         self.plots = OmegaConf.to_container(plots, resolve=True) if OmegaConf.is_config(plots) else dict(plots)
@@ -128,12 +129,19 @@ class TensorBoardFigures(L.Callback):
             or (epoch % self.every_n_epochs and epoch != trainer.max_epochs)
         ):
             return
-        experiment = getattr(trainer.logger, "experiment", None)
+        from vae.loggers import image_writers
+
+        writers = image_writers(trainer.loggers)
         datamodule = trainer.datamodule
-        if not hasattr(experiment, "add_image") or not getattr(datamodule, "splits", None):
+        if not writers or not getattr(datamodule, "splits", None):
             return
         from vae.figures import figures, to_rgb
 
         history = next((c.rows for c in trainer.callbacks if isinstance(c, History)), None)
         for name, fig in figures(pl_module, datamodule, history, self.seed, self.plots).items():
-            experiment.add_image(f"figures/{name}", to_rgb(fig), trainer.global_step, dataformats="HWC")
+            image = to_rgb(fig)
+            for write in writers:
+                write(f"figures/{name}", image, trainer.global_step)
+
+
+TensorBoardFigures = LoggedFigures  # its name until the loggers became a group: configs written before name it

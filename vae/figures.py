@@ -11,7 +11,7 @@ z is drawn from the model's `sampling_prior` (vae/priors.py): the VAE's prior (N
 auto-encoder has no prior, so a Gaussian N(m, S) fitted to the codes of the training images stands in.
 
 `draw_all` writes them to <run dir>/figures/<name>.png (and .pdf); train.py calls it after testing, with
-the best checkpoint's weights; `TensorBoardFigures` (vae/callbacks.py) sends the same images to TensorBoard
+the best checkpoint's weights; `LoggedFigures` (vae/callbacks.py) sends the same images to TensorBoard (and MLflow)
 while training. From a checkpoint, without retraining (vae/plots.py):
 
     python -m vae.plots outputs/<date>/<time> [--n-samples 100] [--grid-size 30] [--pdf]

@@ -12,7 +12,7 @@ What a run directory guarantees (the README lists them too):
   old results first. Two generations of checkpoints, history or metrics never mix.
 - A SLURM job that SLURM requeued continues its own run as a resume does (`requeued`).
 - A resume is checked before anything is written: the config may change only what a continuation can (epochs,
-  lr, the figures, the evaluation...), and checkpoints/last.ckpt must load. A refused command leaves the
+  lr, the figures, the evaluation, the loggers...), and checkpoints/last.ckpt must load. A refused command leaves the
   directory as it was.
 - Files are replaced whole (written to `<name>.tmp`, then renamed): a kill or a full disk leaves the previous
   version, never half a file.
@@ -34,7 +34,7 @@ from vae.errors import Interrupted, Refused, UserError, find_user_error, in_brie
 log = logging.getLogger("train")
 
 # A run's results: what makes a directory used, and what overwrite=true deletes (train.log is appended to).
-RESULTS = (".hydra", "checkpoints", "figures", "metrics.json", "history.csv", "traceback.txt", "hparams.yaml")
+RESULTS = (".hydra", "checkpoints", "figures", "metrics.json", "history.csv", "traceback.txt", "hparams.yaml", "csv")
 EVENTS = ("events.out.tfevents.*", "hpc_ckpt_*.ckpt")  # TensorBoard's files, and Lightning's on SLURM's signal
 
 # What a resume may change: how long and how fast it trains on, where the data lies, and what it draws and
@@ -59,12 +59,15 @@ RESUMABLE = (
     "data.eval_batch_size",
 )
 NOT_COMPARED = ("resume", "overwrite")
+# Where the numbers go, not what they are: a resume may choose other loggers, their `_target_`s included (a run
+# trained before conf/logger/ became a mapping of named loggers has logger._target_ and the like).
+LOGGERS = ("logger", "logger.*")
 # Keys that vae-lab itself changed since checkpoint format 2, so that runs written before still resume.
-UPGRADED = ("callbacks.checkpoint._target_", "trainer.default_root_dir")
+UPGRADED = ("callbacks.checkpoint._target_", "trainer.default_root_dir", "callbacks.figures._target_")
 
 
 def resumable(key: str) -> bool:
-    if key in UPGRADED:
+    if key in UPGRADED or any(fnmatch.fnmatchcase(key, pattern) for pattern in LOGGERS):
         return True
     return not key.endswith("_target_") and any(fnmatch.fnmatchcase(key, pattern) for pattern in RESUMABLE)
 
@@ -220,8 +223,8 @@ class RunDirectory:
             raise Refused(
                 f"resume={self.path} cannot change {key} (the run has {saved.get(key, absent)!r}, this command "
                 f"{now.get(key, absent)!r}): its checkpoint continues the run it holds. A resume may change "
-                "only epochs, lr and the optimizer's settings, gradient_clip_val, threads, data.root, plots.* and "
-                "eval.*; for other values train a new run (nothing was changed)"
+                "only epochs, lr and the optimizer's settings, gradient_clip_val, threads, data.root, plots.*, "
+                "eval.* and the loggers; for other values train a new run (nothing was changed)"
             )
         return self.resume_checkpoint()
 

@@ -1,6 +1,6 @@
 """One training run, from a composed config to a finished run directory:
 
-    build(cfg)        the data module, the model and the Trainer (callbacks, logger) the config describes
+    build(cfg)        the data module, the model and the Trainer (callbacks, loggers) the config describes
     train(cfg, run)   seed, check and take the run directory (vae/run_directory.py), fit, test the best
                       checkpoint, write metrics.json, draw the figures, evaluate in nats
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from vae.config import check_used, flatten, validate
+from vae.config import check_packages, check_used, flatten, validate
 from vae.errors import Interrupted, UserError, signal_name, sigterm_as_interrupt
 
 if TYPE_CHECKING:
@@ -28,11 +28,15 @@ log = logging.getLogger("train")
 
 
 def quiet_lightning() -> None:
-    """Lightning's messages once (through Hydra's handlers), without its advertising and a warning
-    that its own code triggers on recent torch."""
+    """Lightning's messages once (through Hydra's handlers), without its advertising, a warning that its own code
+    triggers on recent torch, and the MLflow logger's warning that a new experiment is new (vae/loggers.py says
+    where each run goes)."""
     logging.getLogger("lightning").handlers.clear()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: not str(record.msg).startswith("💡 Tip")
+    )
+    logging.getLogger("lightning.pytorch.loggers.mlflow").addFilter(
+        lambda record: not str(record.msg).endswith("not found. Creating it.")
     )
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
@@ -44,6 +48,8 @@ def build(cfg: DictConfig):
     checkpoints that others load."""
     from hydra.utils import instantiate
 
+    from vae.loggers import build_loggers
+
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
     progress_bar = cfg.trainer.enable_progress_bar
@@ -53,7 +59,7 @@ def build(cfg: DictConfig):
     callbacks["history"].print_summary = not progress_bar
     trainer = instantiate(
         cfg.trainer,
-        logger=instantiate(cfg.logger),
+        logger=build_loggers(cfg),  # conf/logger/: a list, empty for logger=[]
         callbacks=list(callbacks.values()),
         enable_progress_bar=progress_bar,
     )
@@ -105,14 +111,23 @@ def run_metrics(trainer, history, test: dict, model, run_dir: Path) -> dict:
     }
 
 
+def hyperparameters(cfg: DictConfig) -> dict:
+    """What the loggers record as the run's hyperparameters: the flat config less logger.* (where the numbers go, not
+    what made them)."""
+    return {key: value for key, value in flatten(cfg).items() if not key.startswith("logger.")}
+
+
 def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
     """Trains the run `cfg` describes into its directory `run` (vae/run_directory.py); returns its metrics.json."""
     validate(cfg)  # before the slow imports: a bad value fails at once
+    check_packages(cfg)  # a logger's missing optional extra too, before the run directory is touched
     if HydraConfig.initialized():
         hydra = HydraConfig.get()
         check_used(cfg, list(hydra.overrides.task), dict(hydra.runtime.choices))
     import lightning as L
     import torch
+
+    from vae import loggers
 
     quiet_lightning()
     if cfg.threads:
@@ -128,8 +143,9 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
         f"run directory: {run_dir} (torch threads: {torch.get_num_threads()})"
         + (f" (resuming from {checkpoint})" if checkpoint else "")
     )
-    logger = trainer.logger
-    logger.log_hyperparams(flatten(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan})
+    loggers.log_hyperparameters(
+        trainer.loggers, hyperparameters(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan}
+    )
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
@@ -150,10 +166,12 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
             f"numbers are in {run_dir / 'metrics.json'}; `python -m vae.plots {run_dir}` and "
             f"`python -m vae.evaluate {run_dir}` do the rest"
         ) from None
-    logger.log_metrics(
-        {"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]}, step=trainer.global_step
+    loggers.log_metrics(
+        trainer.loggers,
+        {"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]},
+        step=trainer.global_step,
     )
-    logger.finalize("success")
+    loggers.finalize(trainer.loggers, "success")
     log.info(
         f"val/loss {metrics['val/loss']:.3f} (epoch {metrics['best_epoch']})  test/loss {metrics['test/loss']:.3f}  "
         f"-> {run_dir / 'metrics.json'}"
@@ -162,18 +180,22 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
 
 
 def finish(cfg: DictConfig, model, datamodule, trainer, run: "RunDirectory", metrics: dict) -> None:
-    """After training: figures/ and the evaluation in nats, which adds to metrics.json."""
+    """After training: figures/ (into the loggers that keep files too) and the evaluation in nats, which adds to
+    metrics.json and goes to every logger."""
     from vae.evaluation import evaluate_split, scalars, summary  # imported once needed: training starts sooner
     from vae.figures import draw_all
+    from vae.loggers import log_files, log_metrics
 
     run_dir = run.path
     if cfg.plots.at_end:  # a figure that does not scale is left out with a warning (vae/figures.py)
         draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
+        if trainer.is_global_zero:
+            log_files(trainer.loggers, run_dir / "figures", "figures")  # MLflow: the run's artifacts figures/*.png
     if cfg.eval.enabled and trainer.is_global_zero:  # the best checkpoint (loaded by trainer.test) in nats
         evaluation = evaluate_split(
             model, datamodule, cfg.eval.split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed
         )
         metrics.update(evaluation)
-        trainer.logger.log_metrics(scalars(evaluation), step=trainer.global_step)
+        log_metrics(trainer.loggers, scalars(evaluation), step=trainer.global_step)
         log.info(summary(evaluation, cfg.eval.split, len(datamodule.splits[cfg.eval.split][0])))
         run.write_metrics(metrics)
