@@ -170,8 +170,10 @@ def test_learning_curves_mark_the_warm_up_and_show_the_settled_part():
         row["train/loss"] = rec + (beta if beta is not None else 1.0) * kl
         history.append(row | ({"train/beta": beta} if beta is not None else {}))
     history[0]["train/rec"] = history[0]["val/rec"] = 160.0  # the first epoch's spike
-    assert warmup_epochs(history, beta=1.0) == [1, 2, 3] and warmup_epochs(history[3:], beta=1.0) == []
-    fig = learning_curves(history, make_model("vae", kl_warmup_epochs=3))
+    vae = make_model("vae", kl_warmup_epochs=3)
+    assert warmup_epochs(history, vae) == [1, 2, 3] and warmup_epochs(history[3:], vae) == []
+    assert warmup_epochs(history, make_model("vae", beta=0.6)) == [1, 2]  # below the model's own beta
+    fig = learning_curves(history, vae)
     rec_ax, kl_ax, loss_ax = fig.axes
     low, high = rec_ax.get_ylim()
     assert 95 - 1 < low < 95.5 and 97.5 < high < 100  # epoch 2's 97.5 to epoch 10's 95.5, not the spike
@@ -195,3 +197,17 @@ def test_report_without_a_latex_engine_says_how_to_get_one(report, tmp_path, mon
     assert "no LaTeX engine (pdflatex, lualatex, xelatex) on the PATH, so no report.pdf" in caplog.text
     assert "apt-get install texlive-latex-base texlive-latex-recommended" in caplog.text
     assert f"report: {tmp_path / 'report'} (results.tex, report.tex, 3 figures)" in capsys.readouterr().out
+
+
+def test_report_of_a_run_whose_data_is_gone_copies_its_figures(vae_run, tmp_path, caplog):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    written = write_report([vae_run], out=tmp_path / "report", pdf=False, data_root=empty)
+    copied = sorted(path.name for path in written if path.parent.name == "figures")
+    saved = sorted(f"run0-{path.name}" for path in (vae_run / "figures").glob("*.png"))
+    assert copied == sorted(saved + [f"val_{metric}_curves.pdf" for metric in ("loss", "rec", "kl")]) and saved
+    for name in saved:  # the run's own PNGs, byte for byte
+        assert (tmp_path / "report" / "figures" / name).read_bytes() == (vae_run / "figures" / name[5:]).read_bytes()
+    assert "its figures are copied from" in caplog.text and "MNIST not found" in caplog.text
+    tex = (tmp_path / "report" / "results.tex").read_text()
+    assert tex.count(r"\includegraphics") == len(saved) + 3 and "Run 0: VAE" in tex  # one run: no swept values

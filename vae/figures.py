@@ -258,8 +258,10 @@ def interpolation(
     return fig
 
 
-def warmup_epochs(history: list[dict], beta: float) -> list[int]:
-    """The epochs of KL warm-up: those whose mean train/beta (logged only while warming up) is below `beta`."""
+def warmup_epochs(history: list[dict], model) -> list[int]:
+    """The epochs of KL warm-up: those whose mean train/beta (logged only while warming up) is below the model's beta
+    (1 for a model without one)."""
+    beta = float(model.hparams.get("beta", 1.0))
     return [int(row["epoch"]) for row in history if row.get("train/beta", beta) < beta * (1 - 1e-6)]
 
 
@@ -269,7 +271,7 @@ def learning_curves(history: list[dict], model) -> Figure:
     show where the curves settle: a first epoch far off is written at the edge (vae/drawing.py `focus`)."""
     panels = list(model.terms.items())  # (term, what it is)
     beta = float(model.hparams.get("beta", 1.0))
-    warmup = warmup_epochs(history, beta)
+    warmup = warmup_epochs(history, model)
     fig = new_figure("learning_curves")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     epochs = [row["epoch"] for row in history]
@@ -280,7 +282,9 @@ def learning_curves(history: list[dict], model) -> Figure:
                 min(warmup) - 0.5,
                 max(warmup) + 0.5,
                 color="0.9",
-                label=f"KL warm-up: mean β_t {betas[0]:.2g} to {betas[-1]:.2g} (β = {beta:g} after)",
+                label=f"KL warm-up: mean β_t {betas[0]:.2g}"
+                + (f" to {betas[-1]:.2g}" if len(betas) > 1 else "")
+                + f" (β = {beta:g} after)",
             )
         lines = []
         for stage, style, label in (

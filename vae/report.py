@@ -144,7 +144,7 @@ def settings_table(settings: dict[str, str], n_runs: int) -> str:
 
 
 @dataclass
-class Figure:
+class LatexFigure:
     files: list[tuple[str, float]]  # (file under figures/, its width as a fraction of the line), side by side
     caption: str  # LaTeX
 
@@ -152,7 +152,7 @@ class Figure:
 WIDTHS = {"latent": 0.7, "manifold": 0.65, "interpolation": 0.85}  # of the line; the rest fill it
 
 
-def include(figure: Figure, label: str) -> str:
+def include(figure: LatexFigure, label: str) -> str:
     lines = [r"\begin{figure}[htbp]", r"\centering"]
     for i, (file, width) in enumerate(figure.files):
         if i:  # two narrow ones side by side, else a new line
@@ -162,7 +162,7 @@ def include(figure: Figure, label: str) -> str:
     return "\n".join(lines)
 
 
-def curve_figure(jobs: list[Job], folder: Path) -> Figure | None:
+def curve_figure(jobs: list[Job], folder: Path) -> LatexFigure | None:
     """The val loss (above), rec and KL (below, side by side) of every run over epochs (vae/sweep_figures.py)."""
     from vae.sweep_figures import plot_curves
 
@@ -174,7 +174,7 @@ def curve_figure(jobs: list[Job], folder: Path) -> Figure | None:
     if not drawn:
         return None
     where = ["Above", "below left", "below right"] if len(drawn) == 3 else ["Left", "right"][: len(drawn)]
-    return Figure(
+    return LatexFigure(
         [(file, 0.8 if i == 0 and len(drawn) == 3 else 0.49) for i, (file, _) in enumerate(drawn)],
         "; ".join(f"{side}: the {words}" for side, (_, words) in zip(where, drawn))
         + " of every run over epochs (dev set, end of each epoch; nats per image). A first epoch far off the axis "
@@ -182,7 +182,7 @@ def curve_figure(jobs: list[Job], folder: Path) -> Figure | None:
     )
 
 
-def captions(model, job: Job, plots, n_dev: int, warmup: list[int]) -> dict[str, str]:
+def captions(model, plots, n_dev: int, warmup: list[int]) -> dict[str, str]:
     """Each figure's caption: what the panels show, in the model's own words (its contract: vae/models.py)."""
     prior = (
         f"$z \\sim p(z)$, the prior {latex_escape(model.prior.name)}"
@@ -200,7 +200,9 @@ def captions(model, job: Job, plots, n_dev: int, warmup: list[int]) -> dict[str,
     curves = "Train (mean over each epoch's batches) and validation (dev set at each epoch's end) terms per epoch"
     if warmup:
         curves += (
-            f"; shaded: the KL warm-up (epochs {min(warmup)} to {max(warmup)}), in which the train loss is "
+            f"; shaded: the KL warm-up (epoch{'s' if len(warmup) > 1 else ''} "
+            + (f"{min(warmup)} to {max(warmup)}" if len(warmup) > 1 else f"{warmup[0]}")
+            + "), in which the train loss is "
             r"$\text{rec} + \beta_t \cdot \text{KL}$ with $\beta_t$ rising from 0, not the objective the validation "
             "line shows"
         )
@@ -228,9 +230,10 @@ def run_facts(model, job: Job, jobs: list[Job], keys: list[str]) -> str:
     return f"Run {job.num}{swept}: {latex_escape(model.describe())}, {trained}."
 
 
-def run_figures(job: Job, jobs: list[Job], keys: list[str], folder: Path, data_root: str | None) -> list[Figure]:
+def run_figures(job: Job, jobs: list[Job], keys: list[str], folder: Path, data_root: str | None) -> list[LatexFigure]:
     """A run's figures drawn from its best checkpoint as PDFs; where that cannot be done (its data is gone), the
     PDFs or PNGs in its figures/ are copied."""
+    from vae.drawing import save
     from vae.figures import figures, warmup_epochs
     from vae.history import read_history
     from vae.runs import load_run
@@ -245,7 +248,7 @@ def run_figures(job: Job, jobs: list[Job], keys: list[str], folder: Path, data_r
         drawn, n_dev = None, 0
     else:
         drawn, n_dev = figures(run.model, datamodule, history, run.cfg.seed, plots), len(datamodule.splits["dev"][0])
-    words = captions(run.model, job, plots, n_dev, warmup_epochs(history, float(run.model.hparams.get("beta", 1.0))))
+    words = captions(run.model, plots, n_dev, warmup_epochs(history, run.model))
     facts = run_facts(run.model, job, jobs, keys)
     found = []
     for name, caption in words.items():
@@ -253,8 +256,6 @@ def run_figures(job: Job, jobs: list[Job], keys: list[str], folder: Path, data_r
         if drawn is not None:
             if name not in drawn:
                 continue
-            from vae.drawing import save
-
             save(drawn[name], folder / file)
         else:
             saved = next(
@@ -264,7 +265,7 @@ def run_figures(job: Job, jobs: list[Job], keys: list[str], folder: Path, data_r
                 continue
             file = f"run{job.num}-{name}{saved.suffix}"
             shutil.copyfile(saved, folder / file)
-        found.append(Figure([(file, WIDTHS.get(name, 1.0))], f"{facts} {caption}"))
+        found.append(LatexFigure([(file, WIDTHS.get(name, 1.0))], f"{facts} {caption}"))
     return found
 
 
