@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         out = run.dir / f"figures-{run.checkpoint.stem}"  # figures/ keeps the best checkpoint's
     out = Path(out or run.dir / "figures")
     check_writable(out, "the figures into", "give a folder you can write: --out <folder>")
-    datamodule = run.datamodule(**({"root": args.data_root} if args.data_root else {}))
+    datamodule = run.datamodule(root=args.data_root)
     paths = draw_all(run.model, datamodule, run.dir, run.cfg.seed, plots, out=out)
     print(f"{run.checkpoint} -> {out}: {', '.join(p.name for p in paths)}")
     return paths

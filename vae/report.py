@@ -28,8 +28,9 @@ from omegaconf import OmegaConf
 
 from vae.cli import parser
 from vae.errors import UserError, exit_on_user_error, in_brief
+from vae.runs import load_config
 from vae.sweeps import Job, collect, label, number, read_job, readable, swept_keys
-from vae.tables import latex, latex_escape, latex_value
+from vae.tables import latex, latex_comment, latex_escape, latex_value
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,15 @@ def find_jobs(paths: list[Path]) -> tuple[list[Job], Path]:
     return jobs, paths[0] / "report"
 
 
+def setting(value) -> str:
+    """A config value as the settings table shows it: null as in the config, numbers as a reader writes them."""
+    return readable("null" if value is None else str(value))
+
+
 def run_settings(job: Job) -> dict[str, str]:
     """The settings a run was trained with, as `key: value` a reader cites: the config groups' choices and their
     own values, and conf/config.yaml's knobs (`beta` only where the model reads it)."""
-    cfg = OmegaConf.load(job.dir / ".hydra" / "config.yaml")
+    cfg = load_config(job.dir)  # a damaged one is a UserError
     hydra = job.dir / ".hydra" / "hydra.yaml"
     choices = OmegaConf.select(OmegaConf.load(hydra), "hydra.runtime.choices") if hydra.is_file() else None
     text = OmegaConf.to_yaml(cfg)  # unresolved: which knobs something reads through ${...}
@@ -95,11 +101,11 @@ def run_settings(job: Job) -> dict[str, str]:
             if key.startswith("_") or name in NOT_SETTINGS or OmegaConf.is_config(value):
                 continue
             if not OmegaConf.is_interpolation(node, key):  # a ${...} is a knob, listed below
-                settings[name] = readable("null" if value is None else str(value))
+                settings[name] = setting(value)
     for key in KNOBS + MODEL_KNOBS:
         value = OmegaConf.select(cfg, key, default=None)
         if key in KNOBS or "${" + key + "}" in text:  # the model's node reads its knobs through ${...}
-            settings[key] = readable("null" if value is None else str(value))
+            settings[key] = setting(value)
     if cfg.get("eval", {}).get("enabled"):
         settings["eval.iw_samples"] = str(cfg.eval.iw_samples)  # K of the test log p(x)
     return settings
@@ -242,7 +248,7 @@ def run_figures(job: Job, jobs: list[Job], keys: list[str], folder: Path, data_r
     plots = run.cfg.plots
     history = read_history(job.dir / "history.csv")
     try:
-        datamodule = run.datamodule(**({"root": data_root} if data_root else {}))
+        datamodule = run.datamodule(root=data_root)
     except UserError as error:
         log.warning(f"warning: run {job.num}: its figures are copied from {job.dir / 'figures'}: {error}")
         drawn, n_dev = None, 0
@@ -289,7 +295,7 @@ def results_tex(jobs: list[Job], source: str, folder: Path, chosen: list[Job], d
     parts = [
         "\n".join(
             [
-                f"% The results of {' '.join(source.split())}, written by `python -m vae.report` (vae-lab).",
+                f"% The results of {latex_comment(source)}, written by `python -m vae.report` (vae-lab).",
                 "% Needs graphicx, booktabs and amsmath. Figures: \\vaereportdir/figures/; \\input this file",
                 "% from its folder, or \\newcommand{\\vaereportdir}{<this folder>} before",
                 "% \\input{<this folder>/results.tex}.",
@@ -297,7 +303,6 @@ def results_tex(jobs: list[Job], source: str, folder: Path, chosen: list[Job], d
             ]
         ),
         settings_table(shared_settings(jobs), len(jobs)),
-        "",
         latex(jobs, source, test_terms=True, caption=comparison_caption(jobs)),
     ]
     curves = curve_figure(jobs, folder)
@@ -312,9 +317,9 @@ def results_tex(jobs: list[Job], source: str, folder: Path, chosen: list[Job], d
             figures = run_figures(job, jobs, keys, folder, data_root)
         except UserError as error:
             log.warning(f"warning: run {job.num} has no figures in the report: {error}")
-            parts.append(f"% run {job.num}: no figures ({' '.join(str(error).split())})")
+            parts.append(f"% run {job.num}: no figures ({latex_comment(str(error))})")
             continue
-        parts += [f"% run {job.num}: {' '.join(str(job.dir).split())}"]
+        parts.append(f"% run {job.num}: {latex_comment(str(job.dir))}")
         parts += [include(figure, figure.files[0][0].rsplit(".", 1)[0]) for figure in figures]
         parts.append(r"\clearpage  % a run's figures stay together (and LaTeX's queue of floats short)")
     return "\n\n".join(parts) + "\n"

@@ -33,10 +33,13 @@ class Run:
     cfg: DictConfig
     model: "torch.nn.Module"
 
-    def datamodule(self, **overrides):
-        """The run's data module (set up), with config values replaced by `overrides`."""
+    def datamodule(self, root: str | Path | None = None, **overrides):
+        """The run's data module (set up), with config values replaced by `overrides`; `root`, when given, is the
+        folder that holds MNIST/raw/ now (None: where the run found it)."""
         from vae.targets import instantiate
 
+        if root is not None:
+            overrides["root"] = str(root)
         datamodule = instantiate(self.cfg.data, f"{self.dir}/.hydra/config.yaml", **overrides)
         datamodule.setup()
         return datamodule
@@ -133,5 +136,5 @@ def load(path: str | Path, data_root: str | Path | None = None) -> LoadedRun:
     A path that is not a run, a damaged checkpoint or missing data raise UserError, whose message says what to do.
     """
     run = load_run(path)
-    datamodule = run.datamodule(**({"root": str(data_root)} if data_root is not None else {}))
+    datamodule = run.datamodule(root=data_root)
     return LoadedRun(cfg=run.cfg, model=run.model, datamodule=datamodule)
