@@ -19,9 +19,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from vae.command_line import prepare_command_line
-from vae.errors import Interrupted, Refused, exit_on_user_error, find_user_error
-from vae.run_directory import RunDirectory
+from vae.core.errors import Interrupted, Refused, exit_on_user_error, find_user_error
+from vae.run.command_line import prepare_command_line
+from vae.run.run_directory import RunDirectory
 
 log = logging.getLogger("train")
 
@@ -29,7 +29,7 @@ log = logging.getLogger("train")
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 @exit_on_user_error(sigterm=False)  # Lightning handles SIGTERM while it fits; vae/training.py after that
 def main(cfg: DictConfig) -> float:
-    from vae.training import train
+    from vae.run.training import train
 
     run = RunDirectory(cfg.paths.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN

@@ -66,13 +66,13 @@ def make_model(
     """A small MLP model of the project (kind vae, iwae or ae), built from config nodes as train.py builds it."""
     import torch
 
-    from vae.models import IWAE, VAE, AutoEncoder
+    from vae.maths.models import IWAE, VAE, AutoEncoder
 
     torch.manual_seed(seed)
     model_class = {"vae": VAE, "iwae": IWAE, "ae": AutoEncoder}[kind]
     return model_class(
-        encoder={"_target_": "vae.networks.MLPEncoder", "width": width},
-        decoder={"_target_": "vae.networks.MLPDecoder", "latent_dim": latent_dim, "width": width},
+        encoder={"_target_": "vae.maths.networks.MLPEncoder", "width": width},
+        decoder={"_target_": "vae.maths.networks.MLPDecoder", "latent_dim": latent_dim, "width": width},
         likelihood=LIKELIHOODS[likelihood] if isinstance(likelihood, str) else likelihood,
         optimizer={"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3},
         latent_dim=latent_dim,
@@ -82,10 +82,10 @@ def make_model(
 
 def train_run(overrides: list[str], run_dir: Path) -> dict:
     """One training run in this process, as `python train.py <overrides> hydra.run.dir=<run_dir>` runs it (same
-    config, same vae.training.train and vae.run_directory.RunDirectory, a failure recorded in metrics.json and
+    config, same vae.run.training.train and vae.run.run_directory.RunDirectory, a failure recorded in metrics.json and
     raised), without the seconds a new process spends importing. Returns metrics.json."""
-    from vae.run_directory import RunDirectory
-    from vae.training import train
+    from vae.run.run_directory import RunDirectory
+    from vae.run.training import train
 
     run = RunDirectory(run_dir)
     composed = compose_config(list(overrides), run_dir)

@@ -9,7 +9,7 @@ plus one pass over the dev split (10,000 images, no gradients): what every epoch
 from the same initial weights, for three pipelines, in rounds that rotate their order:
 
     plain        the split as one float tensor, torch.randperm, index slices, the project's model and loss
-    project      vae.training.build(cfg) and trainer.fit, as train.py runs it: callbacks, TensorBoard, checkpoints
+    project      vae.run.training.build(cfg) and trainer.fit, as train.py runs it: callbacks, TensorBoard, checkpoints
     torchvision  torchvision's MNIST dataset + DataLoader (batch 128, no workers), as pytorch/examples/vae
 
 for two models: `bernoulli_400_20` (pytorch/examples' 784-400-20 Bernoulli VAE) and `lab` (the default config).
@@ -46,10 +46,10 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from vae.cli import parser as cli_parser
-from vae.config import CONF_DIR
-from vae.data import DATA_DIR_ENV, FILES, read_idx, split_indices
-from vae.errors import UserError, exit_on_user_error
+from vae.core.errors import UserError, exit_on_user_error
+from vae.data.mnist import DATA_DIR_ENV, FILES, read_idx, split_indices
+from vae.files.schema import CONF_DIR
+from vae.tools.cli import parser as cli_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {  # name -> overrides of conf/config.yaml
@@ -413,7 +413,7 @@ def table(r: dict) -> str:
             )
     for model, e in r["eval"]["iw"].items():
         lines.append(
-            f"  IW log-likelihood (vae.evaluate.evaluate, K = {e['iw_samples']}), {model}: "
+            f"  IW log-likelihood (vae.maths.evaluation.evaluate, K = {e['iw_samples']}), {model}: "
             f"{e['images_per_second']:.1f} images/s ({e['images']} images in {e['seconds']:.2f} s)"
         )
 
@@ -466,8 +466,8 @@ def main(argv: list[str] | None = None) -> dict:
     import hydra
     from hydra.utils import instantiate
 
-    from vae.evaluation import evaluate
-    from vae.training import build, quiet_lightning
+    from vae.maths.evaluation import evaluate
+    from vae.run.training import build, quiet_lightning
 
     quiet_lightning()
     for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: False" and the like, at every fit

@@ -1,0 +1,207 @@
+"""One training run, from a composed config to a finished run directory:
+
+    build(cfg)        the data module, the model and the Trainer (callbacks, loggers) the config describes
+    train(cfg, run)   seed, check and take the run directory (vae/run_directory.py), fit, test the best
+                      checkpoint, write metrics.json, draw the figures, evaluate in nats
+
+train.py is the command line around `train`; vae/bench.py times what `build` makes.
+"""
+
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from vae.core.errors import Interrupted, UserError, signal_name, sigterm_as_interrupt
+from vae.core.targets import build as build_target
+from vae.files.layout import RunFiles
+from vae.files.saved import plain
+from vae.files.schema import flatten, validate
+from vae.run.checks import check_packages, check_used
+from vae.run.environment import quiet_lightning, skip_failing_nvml_check
+
+if TYPE_CHECKING:
+    import lightning as L
+
+    from vae.run.callbacks import History
+    from vae.run.run_directory import RunDirectory
+
+
+class Built(NamedTuple):
+    datamodule: "L.LightningDataModule"
+    model: "L.LightningModule"
+    trainer: "L.Trainer"
+    history: "History"  # the epochs' rows: metrics.json's best epoch and fit time come from them
+
+
+log = logging.getLogger("train")
+
+
+def build(cfg: DictConfig) -> Built:
+    """The run's objects as the config describes them. The command line is the user's own: the Trainer's, the
+    loggers' and the callbacks' `_target_`s are built as given (a callback of theirs, say); the data module and the
+    model only from this project's classes (vae/core/targets.py), since they go into checkpoints that others load.
+    The run's own callbacks (checkpoint tags, the optimiser's settings, the data the model starts from) are added
+    here: they are how a run works, not settings."""
+    from hydra.utils import instantiate
+
+    from vae.run.callbacks import OptimiserSettings, StartFromData
+    from vae.run.checkpoints import CheckpointTags
+    from vae.run.loggers import build_loggers
+
+    skip_failing_nvml_check()
+    datamodule = build_target(plain(cfg.data), "the config's data")
+    model = build_target(plain(cfg.model), "the config's model")
+    progress_bar = cfg.trainer.enable_progress_bar
+    if progress_bar is None:
+        progress_bar = sys.stderr.isatty()
+    configured = {name: instantiate(node) for name, node in cfg.callbacks.items()}
+    trainer = instantiate(
+        cfg.trainer,
+        logger=build_loggers(cfg),  # conf/logger/: a list, empty for logger=[]
+        callbacks=[*configured.values(), CheckpointTags(), OptimiserSettings(), StartFromData(datamodule)],
+        enable_progress_bar=progress_bar,
+    )
+    return Built(datamodule, model, trainer, configured["history"])
+
+
+def check_launch(trainer, multirun: bool) -> None:
+    """DDP on one machine starts its other processes by running the command line again: not inside a sweep."""
+    if multirun and trainer.world_size > 1 and not trainer.strategy.cluster_environment.creates_processes_externally:
+        raise UserError(
+            "DDP starts its other processes by running the command line again, which a sweep on "
+            "this machine cannot do: train one run with DDP (python train.py trainer=ddp ...), or sweep "
+            "on SLURM (hydra/launcher=slurm hydra.launcher.tasks_per_node=<trainer.devices>), which "
+            "starts them"
+        )
+
+
+def interrupted(stop: SystemExit, trainer, run_dir: Path) -> Interrupted:
+    """The one-line message for a fit that a signal stopped."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    signal = "SIGTERM" if isinstance(stop, SIGTERMException) else "SIGINT (Ctrl+C)"
+    last = RunFiles(run_dir).last
+    kept = (
+        f"{last} holds the last finished epoch; continue with `python train.py resume={run_dir}`"
+        if last.is_file()
+        else "no epoch had finished, so there is no checkpoint: train again"
+    )
+    return Interrupted(
+        f"training stopped by {signal} in epoch {trainer.current_epoch + 1} (step {trainer.global_step}): {kept}"
+    )
+
+
+def run_metrics(trainer, history, test: dict, model, run_dir: Path) -> dict:
+    """metrics.json of a finished fit: val at the best epoch, test of the best checkpoint, how long, how big."""
+    best = history.best("val/loss")
+    diverged = history.diverged(model.lr)
+    return {
+        "status": "diverged" if diverged else "completed",
+        **({"warning": diverged} if diverged else {}),
+        **{name: value for name, value in best.items() if name.startswith("val/")},
+        **{name: float(value) for name, value in test.items()},
+        "best_epoch": best["epoch"],
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "fit_seconds": round(sum(row["seconds"] for row in history.rows), 2),  # all epochs, resumed ones too
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "best_checkpoint": os.path.relpath(trainer.checkpoint_callback.best_model_path, run_dir),
+    }
+
+
+def hyperparameters(cfg: DictConfig) -> dict:
+    """What the loggers record as the run's hyperparameters: the flat config less logger.* (where the numbers go, not
+    what made them)."""
+    return {key: value for key, value in flatten(cfg).items() if not key.startswith("logger.")}
+
+
+def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
+    """Trains the run `cfg` describes into its directory `run` (vae/run_directory.py); returns its metrics.json."""
+    validate(cfg)  # before the slow imports: a bad value fails at once
+    check_packages(cfg)  # a logger's missing optional extra too, before the run directory is touched
+    if HydraConfig.initialized():
+        hydra = HydraConfig.get()
+        check_used(cfg, list(hydra.overrides.task), dict(hydra.runtime.choices))
+    import lightning as L
+    import torch
+
+    from vae.run import loggers
+
+    quiet_lightning()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run_dir = run.path
+    L.seed_everything(cfg.seed, verbose=False)
+
+    datamodule, model, trainer, history = build(cfg)
+    check_launch(trainer, multirun)
+    datamodule.setup()  # the data is read and checked before the run directory changes
+    checkpoint = run.open(cfg)  # refuses, before writing anything, what would damage the directory
+    log.info(
+        f"run directory: {run_dir} (torch threads: {torch.get_num_threads()})"
+        + (f" (resuming from {checkpoint})" if checkpoint else "")
+    )
+    loggers.log_hyperparameters(
+        trainer.loggers, hyperparameters(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan}
+    )
+
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+        test = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)[0]
+    except SystemExit as stop:  # Lightning ends fit and test so on SIGTERM (SIGTERMException, status 0!) and SIGINT
+        raise interrupted(stop, trainer, run_dir) from stop
+    metrics = run_metrics(trainer, history, test, model, run_dir)
+    if "warning" in metrics:
+        log.warning(f"warning: {metrics['warning']}")
+    if trainer.is_global_zero:  # with DDP, one process writes
+        run.write_metrics(metrics)  # first: the figures and the evaluation can fail or be interrupted
+    try:
+        with sigterm_as_interrupt():
+            finish(cfg, model, datamodule, trainer, run, metrics)
+    except KeyboardInterrupt as stop:  # Ctrl+C, or SIGTERM (vae/errors.py): Lightning's handlers end with fit and test
+        raise Interrupted(
+            f"stopped by {signal_name(stop)} after training, during the figures or the evaluation: the training's "
+            f"numbers are in {run_dir / 'metrics.json'}; `python -m vae.plots {run_dir}` and "
+            f"`python -m vae.evaluate {run_dir}` do the rest"
+        ) from None
+    loggers.log_metrics(
+        trainer.loggers,
+        {"hp/best_val_loss": metrics["val/loss"], "hp/test_loss": metrics["test/loss"]},
+        step=trainer.global_step,
+    )
+    loggers.finalize(trainer.loggers, "success")
+    log.info(
+        f"val/loss {metrics['val/loss']:.3f} (epoch {metrics['best_epoch']})  test/loss {metrics['test/loss']:.3f}  "
+        f"-> {run_dir / 'metrics.json'}"
+    )
+    return metrics
+
+
+def finish(cfg: DictConfig, model, datamodule, trainer, run: "RunDirectory", metrics: dict) -> None:
+    """After training: figures/ (into the loggers that keep files too) and the evaluation in nats, which adds to
+    metrics.json and goes to every logger."""
+    from vae.maths.evaluation import evaluate_split, scalars, summary  # imported once needed: training starts sooner
+    from vae.results.figures import draw_all
+    from vae.run.loggers import log_files, log_metrics
+
+    run_dir = run.path
+    if cfg.plots.at_end:  # a figure that does not scale is left out with a warning (vae/figures.py)
+        draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
+        if trainer.is_global_zero:
+            log_files(
+                trainer.loggers, RunFiles(run_dir).figures, "figures"
+            )  # MLflow: the run's artifacts figures/*.png
+    if cfg.eval.enabled and trainer.is_global_zero:  # the best checkpoint (loaded by trainer.test) in nats
+        evaluation = evaluate_split(
+            model, datamodule, cfg.eval.split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed
+        )
+        metrics.update(evaluation)
+        log_metrics(trainer.loggers, scalars(evaluation), step=trainer.global_step)
+        log.info(summary(evaluation, cfg.eval.split, len(datamodule.splits[cfg.eval.split][0])))
+        run.write_metrics(metrics)
