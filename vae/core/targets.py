@@ -37,6 +37,15 @@ def current(target: str) -> str:
     return f"{MOVED[module]}.{name}" if module in MOVED else str(target)
 
 
+def current_targets(node):
+    """A copy of a plain config (dicts and lists) with every `_target_` where it lives now."""
+    if isinstance(node, Mapping):
+        return {key: current(value) if key == "_target_" else current_targets(value) for key, value in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [current_targets(value) for value in node]
+    return node
+
+
 def targets(node) -> list[str]:
     """Every `_target_` in a config node (mappings and lists, nested)."""
     if isinstance(node, Mapping):

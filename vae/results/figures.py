@@ -36,6 +36,7 @@ from torch.distributions import Normal
 
 from vae.core.errors import in_brief
 from vae.files.history import read_history
+from vae.files.layout import RunFiles
 from vae.files.schema import PLOT_SETTINGS, validate
 from vae.results.drawing import figure, focus, save, show, tile
 
@@ -356,9 +357,9 @@ def figures(model, datamodule, history: list[dict] | None, seed: int, plots) -> 
 def draw_all(model, datamodule, run_dir: str | Path, seed: int, plots, out: str | Path | None = None) -> list[Path]:
     """Writes every figure to <out or run_dir/figures>/<name>.png (and .pdf when plots.pdf); returns the paths."""
     run_dir = Path(run_dir)
-    out = Path(out) if out else run_dir / "figures"
+    out = Path(out) if out else RunFiles(run_dir).figures
     out.mkdir(parents=True, exist_ok=True)
-    history = read_history(run_dir / "history.csv")  # [] when there is none
+    history = read_history(RunFiles(run_dir).history)  # [] when there is none
     paths = []
     for name, fig in figures(model, datamodule, history, seed, plots).items():
         for suffix in (".png", ".pdf") if plots.get("pdf") else (".png",):

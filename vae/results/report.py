@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from vae.core.errors import UserError
+from vae.files.layout import RunFiles
 from vae.results.report_figures import curve_figure, include, run_figures
 from vae.results.report_settings import settings_table, shared_settings
 from vae.results.sweeps import Job, collect, read_job, swept_keys
@@ -53,7 +54,7 @@ def find_jobs(paths: list[Path]) -> tuple[list[Job], Path]:
     """The jobs of one sweep directory, or of run directories (numbered in the order given); and where the report
     goes by default (<sweep>/report, <run>/report for one run)."""
     paths = [Path(path) for path in paths]
-    if len(paths) == 1 and not (paths[0] / ".hydra" / "config.yaml").is_file():
+    if len(paths) == 1 and not RunFiles(paths[0]).is_run():
         jobs = collect(paths[0])
         if len({job.num for job in jobs}) < len(jobs) or min(job.num for job in jobs) < 0:
             log.info(f"{paths[0]} holds jobs of several sweeps (or of none): its runs are numbered 0, 1, ... in order")
@@ -62,9 +63,9 @@ def find_jobs(paths: list[Path]) -> tuple[list[Job], Path]:
         return jobs, paths[0] / "report"
     jobs = []
     for i, path in enumerate(paths):
-        if not (path / ".hydra" / "overrides.yaml").is_file():
+        if not RunFiles(path).is_job():
             raise UserError(
-                f"{path} is not a run directory of train.py (no .hydra/overrides.yaml): give one sweep directory "
+                f"{path} is not a run directory of train.py (no {RunFiles(path).overrides}): give one sweep directory "
                 "(outputs/multirun/<date>/<time>) or run directories (outputs/<date>/<time>)"
             )
         job = read_job(path)
@@ -105,7 +106,7 @@ def results_tex(jobs: list[Job], source: str, folder: Path, chosen: list[Job], d
         parts.append(include(curves, "curves"))
     parts.append(r"\clearpage")
     for job in chosen:
-        if job.status in ("failed", "damaged") or not (job.dir / "checkpoints").is_dir():
+        if job.status in ("failed", "damaged") or not RunFiles(job.dir).has_checkpoints():
             parts.append(f"% run {job.num}: no figures ({job.status}, or no checkpoint)")
             continue
         try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vae.core.errors import UserError
+from vae.files.layout import RunFiles
 from vae.results.sweeps import Job, label, number
 from vae.results.tables import latex_escape
 
@@ -114,11 +115,12 @@ def run_figures(job: Job, jobs: list[Job], keys: list[str], folder: Path, data_r
 
     run = load_run(job.dir)
     plots = run.cfg.plots
-    history = read_history(job.dir / "history.csv")
+    files = RunFiles(job.dir)
+    history = read_history(files.history)
     try:
         datamodule = run.datamodule(root=data_root)
     except UserError as error:
-        log.warning(f"warning: run {job.num}: its figures are copied from {job.dir / 'figures'}: {error}")
+        log.warning(f"warning: run {job.num}: its figures are copied from {files.figures}: {error}")
         drawn, n_dev = None, 0
     else:
         drawn, n_dev = figures(run.model, datamodule, history, run.cfg.seed, plots), len(datamodule.splits["dev"][0])
@@ -132,9 +134,7 @@ def run_figures(job: Job, jobs: list[Job], keys: list[str], folder: Path, data_r
                 continue
             save(drawn[name], folder / file)
         else:
-            saved = next(
-                (p for p in (job.dir / "figures" / f"{name}.{s}" for s in ("pdf", "png")) if p.is_file()), None
-            )
+            saved = next((p for p in (files.figures / f"{name}.{s}" for s in ("pdf", "png")) if p.is_file()), None)
             if saved is None:
                 continue
             file = f"run{job.num}-{name}{saved.suffix}"

@@ -7,6 +7,7 @@ samples_by_run.png                                      each run's decoder means
 import logging
 from pathlib import Path
 
+from vae.files.layout import RunFiles
 from vae.results.sweeps import Job, label, ranked, swept_keys
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def plot_samples(jobs: list[Job], path: Path, formats: tuple[str, ...], n: int =
     keys = swept_keys(jobs)
     rows = []
     for job in ranked(jobs):
-        if job.status == "failed" or not (job.dir / "checkpoints").is_dir():
+        if job.status == "failed" or not RunFiles(job.dir).has_checkpoints():
             continue
         try:
             run = load_run(job.dir)

@@ -101,11 +101,10 @@ class FiniteLoss(L.Callback):
             self.recent.append((trainer.global_step, loss))
             return
         recent = ", ".join(f"{value:.2f} (step {step})" for step, value in self.recent) or "none"
-        saver = getattr(trainer, "checkpoint_callback", None)
-        last = Path(saver.dirpath, "last.ckpt") if saver and saver.dirpath else None
+        last = RunFiles(trainer.default_root_dir).last
         kept = (
             f"{last} from the last finished epoch is intact"
-            if last and last.is_file()
+            if last.is_file()
             else "no epoch had finished, so there is no checkpoint"
         )
         raise UserError(

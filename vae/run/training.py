@@ -167,7 +167,7 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
     except KeyboardInterrupt as stop:  # Ctrl+C, or SIGTERM (vae/errors.py): Lightning's handlers end with fit and test
         raise Interrupted(
             f"stopped by {signal_name(stop)} after training, during the figures or the evaluation: the training's "
-            f"numbers are in {run_dir / 'metrics.json'}; `python -m vae.plots {run_dir}` and "
+            f"numbers are in {RunFiles(run_dir).metrics}; `python -m vae.plots {run_dir}` and "
             f"`python -m vae.evaluate {run_dir}` do the rest"
         ) from None
     loggers.log_metrics(
@@ -178,7 +178,7 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
     loggers.finalize(trainer.loggers, "success")
     log.info(
         f"val/loss {metrics['val/loss']:.3f} (epoch {metrics['best_epoch']})  test/loss {metrics['test/loss']:.3f}  "
-        f"-> {run_dir / 'metrics.json'}"
+        f"-> {RunFiles(run_dir).metrics}"
     )
     return metrics
 

@@ -53,6 +53,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> list[Path]:
     args = arguments(argv)
+    from vae.files.layout import RunFiles
     from vae.files.saved import load_run
     from vae.files.writing import check_writable
     from vae.results.figures import draw_all
@@ -60,9 +61,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
     run = load_run(args.run)
     plots = {**run.cfg.plots, **given(args, (*SETTINGS, "pdf"))}
     out = args.out
-    if out is None and Path(args.run).is_file() and run.checkpoint.name != "best.ckpt":
+    files = RunFiles(run.dir)
+    if out is None and Path(args.run).is_file() and run.checkpoint.name != files.best.name:
         out = run.dir / f"figures-{run.checkpoint.stem}"  # figures/ keeps the best checkpoint's
-    out = Path(out or run.dir / "figures")
+    out = Path(out or files.figures)
     check_writable(out, "the figures into", "give a folder you can write: --out <folder>")
     datamodule = run.datamodule(root=args.data_root)
     paths = draw_all(run.model, datamodule, run.dir, run.cfg.seed, plots, out=out)
