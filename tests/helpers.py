@@ -1,5 +1,6 @@
 """What several test files share: the tiny MNIST-format dataset, composing the config, building small
-models, starting train.py as a user does, and reading what a run or a sweep wrote."""
+models, starting train.py as a user does, reading what a run or a sweep wrote, and a linear-Gaussian model whose
+log p(x) is known in closed form (the reference of the importance-weighted bound)."""
 
 import json
 import os
@@ -9,9 +10,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
+from torch import nn
+from torch.distributions import MultivariateNormal, Normal
+
+from vae.maths.elbo import DiagonalGaussian
+from vae.maths.evaluation import importance_sampled
+from vae.maths.priors import StandardNormal
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -146,3 +154,62 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 def plot_defaults() -> dict:
     """The `plots` block of conf/config.yaml."""
     return OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml").plots)
+
+
+class IdentityMeanGaussian(nn.Module):
+    """p(x | z) = N(x; x_hat, sigma^2 I): with a linear decoder, p(x) is Gaussian in closed form."""
+
+    def __init__(self, sigma):
+        super().__init__()
+        self.sigma = sigma
+
+    def nll(self, x, x_hat):
+        return -Normal(x_hat, self.sigma).log_prob(x).sum(-1)
+
+
+class LinearGaussian(nn.Module):
+    """z ~ N(0, I_n), x = W z + b + sigma * noise: p(x) = N(b, W W^T + sigma^2 I).
+
+    q(z | x) is the exact posterior's mean shifted by `shift` and its diagonal variance inflated by
+    `inflate`: a deliberately imperfect proposal, so that the bound is loose at K = 1.
+    """
+
+    def __init__(self, data_dim=6, latent_dim=2, sigma=0.5, shift=0.1, inflate=1.5):
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.decoder = nn.Linear(latent_dim, data_dim)
+        with torch.no_grad():
+            self.decoder.weight.copy_(torch.randn(data_dim, latent_dim, generator=generator))
+            self.decoder.bias.copy_(torch.randn(data_dim, generator=generator))
+        self.likelihood = IdentityMeanGaussian(sigma)
+        self.prior = StandardNormal(latent_dim)
+        self.sigma, self.shift, self.inflate = sigma, shift, inflate
+
+    def posterior(self, x):
+        W, b, s2 = self.decoder.weight, self.decoder.bias, self.sigma**2
+        covariance = torch.linalg.inv(torch.eye(W.shape[1]) + W.T @ W / s2)
+        mean = (x - b) @ W @ covariance / s2  # covariance is symmetric
+        log_sigma_squared = torch.log(self.inflate * torch.diagonal(covariance)).expand_as(mean)
+        return DiagonalGaussian(mean + self.shift, log_sigma_squared)
+
+    def log_p(self, x):
+        W, b = self.decoder.weight, self.decoder.bias
+        return MultivariateNormal(b, W @ W.T + self.sigma**2 * torch.eye(len(b))).log_prob(x)
+
+    def sample(self, n, generator):
+        W, b = self.decoder.weight, self.decoder.bias
+        z = torch.randn(n, W.shape[1], generator=generator)
+        return z @ W.T + b + self.sigma * torch.randn(n, len(b), generator=generator)
+
+
+@torch.no_grad()
+def assert_converges_to_exact(model, chunk_size: int, one_sample_below: float) -> None:
+    """With K = 5000 the estimate is the model's exact log p(x) (20 images); with K = 1 (the ELBO, an imperfect
+    proposal) it is clearly below."""
+    generator = torch.Generator().manual_seed(1)
+    x = model.sample(20, generator)
+    exact = model.log_p(x)
+    estimate = importance_sampled(model, x, iw_samples=5000, chunk_size=chunk_size, generator=generator)
+    assert (estimate["log_likelihood"] - exact).abs().max() < 0.05
+    one_sample = importance_sampled(model, x, iw_samples=1, chunk_size=chunk_size, generator=generator)
+    assert (exact - one_sample["log_likelihood"]).mean() > one_sample_below

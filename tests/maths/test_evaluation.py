@@ -7,13 +7,11 @@ import math
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from torch import nn
-from torch.distributions import MultivariateNormal, Normal
+from torch.distributions import Normal
 
-from helpers import make_model
-from vae.maths.elbo import DiagonalGaussian, kl_divergence, log_weights
+from helpers import LinearGaussian, assert_converges_to_exact, make_model
+from vae.maths.elbo import kl_divergence, log_weights
 from vae.maths.evaluation import active_units, evaluate, importance_sampled, summary
-from vae.maths.priors import StandardNormal
 from vae.tools.evaluate import main
 
 
@@ -41,65 +39,6 @@ def test_one_sample_bound_is_the_elbo_estimate_with_the_same_noise():
     assert torch.allclose(log_px_z[0], -model(x, eps[0])["rec"], atol=1e-4)
     assert torch.allclose(log_w[0], elbo_estimate, atol=1e-4)
     assert torch.allclose(bound, elbo_estimate, atol=1e-4)
-
-
-class IdentityMeanGaussian(nn.Module):
-    """p(x | z) = N(x; x_hat, sigma^2 I): with a linear decoder, p(x) is Gaussian in closed form."""
-
-    def __init__(self, sigma):
-        super().__init__()
-        self.sigma = sigma
-
-    def nll(self, x, x_hat):
-        return -Normal(x_hat, self.sigma).log_prob(x).sum(-1)
-
-
-class LinearGaussian(nn.Module):
-    """z ~ N(0, I_n), x = W z + b + sigma * noise: p(x) = N(b, W W^T + sigma^2 I).
-
-    q(z | x) is the exact posterior's mean shifted by `shift` and its diagonal variance inflated by
-    `inflate`: a deliberately imperfect proposal, so that the bound is loose at K = 1.
-    """
-
-    def __init__(self, data_dim=6, latent_dim=2, sigma=0.5, shift=0.1, inflate=1.5):
-        super().__init__()
-        generator = torch.Generator().manual_seed(0)
-        self.decoder = nn.Linear(latent_dim, data_dim)
-        with torch.no_grad():
-            self.decoder.weight.copy_(torch.randn(data_dim, latent_dim, generator=generator))
-            self.decoder.bias.copy_(torch.randn(data_dim, generator=generator))
-        self.likelihood = IdentityMeanGaussian(sigma)
-        self.prior = StandardNormal(latent_dim)
-        self.sigma, self.shift, self.inflate = sigma, shift, inflate
-
-    def posterior(self, x):
-        W, b, s2 = self.decoder.weight, self.decoder.bias, self.sigma**2
-        covariance = torch.linalg.inv(torch.eye(W.shape[1]) + W.T @ W / s2)
-        mean = (x - b) @ W @ covariance / s2  # covariance is symmetric
-        log_sigma_squared = torch.log(self.inflate * torch.diagonal(covariance)).expand_as(mean)
-        return DiagonalGaussian(mean + self.shift, log_sigma_squared)
-
-    def log_p(self, x):
-        W, b = self.decoder.weight, self.decoder.bias
-        return MultivariateNormal(b, W @ W.T + self.sigma**2 * torch.eye(len(b))).log_prob(x)
-
-    def sample(self, n, generator):
-        W, b = self.decoder.weight, self.decoder.bias
-        z = torch.randn(n, W.shape[1], generator=generator)
-        return z @ W.T + b + self.sigma * torch.randn(n, len(b), generator=generator)
-
-
-@torch.no_grad()
-def assert_converges_to_exact(model, chunk_size: int, one_sample_below: float) -> None:
-    """With K = 5000 the estimate is the model's exact log p(x) (20 images); with K = 1 (the ELBO, an imperfect
-    proposal) it is clearly below."""
-    generator = torch.Generator().manual_seed(1)
-    x = model.sample(20, generator)
-    exact = model.log_p(x)
-    estimate = importance_sampled(model, x, iw_samples=5000, chunk_size=chunk_size, generator=generator)
-    assert (estimate["log_likelihood"] - exact).abs().max() < 0.05
-    one_sample = importance_sampled(model, x, iw_samples=1, chunk_size=chunk_size, generator=generator)
-    assert (exact - one_sample["log_likelihood"]).mean() > one_sample_below
 
 
 def test_bound_converges_to_the_exact_log_likelihood_of_a_linear_gaussian_model():

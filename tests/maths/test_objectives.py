@@ -6,10 +6,9 @@ import math
 
 import pytest
 import torch
-from test_evaluate import LinearGaussian, assert_converges_to_exact
 from torch.distributions import Bernoulli, Categorical, Independent, MixtureSameFamily, MultivariateNormal, Normal
 
-from helpers import NO_FIGURES, make_model, metrics_without_timing, train_run
+from helpers import NO_FIGURES, LinearGaussian, assert_converges_to_exact, make_model, metrics_without_timing, train_run
 from vae.maths.elbo import DiagonalGaussian, kl_divergence
 from vae.maths.priors import StandardNormal, VampPrior
 
