@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 from pathlib import Path
 
 import lightning as L
@@ -62,7 +63,7 @@ def test_ddp_on_cpu_trains_two_processes_on_disjoint_halves(tiny_overrides, tiny
         "+callbacks.record._target_=test_ddp.RecordBatches",
         f"+callbacks.record.folder={record}",
         f"hydra.run.dir={run_dir}",
-        env={"PYTHONPATH": str(ROOT / "tests")},
+        env={"PYTHONPATH": os.pathsep.join(str(ROOT / "tests" / folder) for folder in ("run", ""))},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     datamodule = MNISTDataModule(root=str(tiny_mnist), dev_size=40, download=False)
