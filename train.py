@@ -1,4 +1,4 @@
-"""Train an auto-encoder or a VAE on MNIST: the Hydra entry point (the run itself: vae/training.py).
+"""Train an auto-encoder or a VAE on MNIST: the Hydra entry point (the run itself: vae/run/training.py).
 
     python train.py model=vae latent_dim=2
     python train.py -m lr=1e-3,1e-4
@@ -7,7 +7,7 @@
 Each run writes into its Hydra run directory (under outputs/): TensorBoard events (the default logger; others:
 conf/logger/), checkpoints/, history.csv (losses per epoch), figures/ and metrics.json (val at the best epoch,
 test on the best checkpoint).
-What may happen to that directory is decided in one place: vae/run_directory.py.
+What may happen to that directory is decided in one place: vae/run/run_directory.py.
 """
 
 import logging
@@ -27,7 +27,7 @@ log = logging.getLogger("train")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-@exit_on_user_error(sigterm=False)  # Lightning handles SIGTERM while it fits; vae/training.py after that
+@exit_on_user_error(sigterm=False)  # Lightning handles SIGTERM while it fits; vae/run/training.py after that
 def main(cfg: DictConfig) -> float:
     from vae.run.training import train
 

@@ -1,4 +1,4 @@
-"""The ELBO's terms (vae/elbo.py, vae/likelihoods.py, vae/priors.py) against torch.distributions, the
+"""The ELBO's terms (vae/maths/elbo.py, vae/maths/likelihoods.py, vae/maths/priors.py) against torch.distributions, the
 reductions, gradients through the sample, and the one reparameterisation that training and evaluation share."""
 
 import math

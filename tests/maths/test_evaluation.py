@@ -1,4 +1,4 @@
-"""vae/evaluation.py and python -m vae.evaluate: the importance-weighted bound against the ELBO and against a
+"""vae/maths/evaluation.py and python -m vae.evaluate: the importance-weighted bound against the ELBO and against a
 closed-form log p(x), active units, the metrics of each model, and the command line on a trained run."""
 
 import json

@@ -1,4 +1,4 @@
-"""vae/models.py: the optimiser from its config group (fused Adam: the same updates as torch's default), no NVML
+"""vae/maths/models.py: the optimiser from its config group (fused Adam: the same updates as torch's default), no NVML
 probe per step, checkpoints that load alone, and the contract that figures and evaluation use."""
 
 import copy

@@ -1,4 +1,4 @@
-"""The report's figures (vae/figures.py): files, sizes, content, determinism, titles for every model and
+"""The report's figures (vae/results/figures.py): files, sizes, content, determinism, titles for every model and
 likelihood, TensorBoard and the redraw CLI (python -m vae.plots)."""
 
 from statistics import NormalDist

@@ -1,6 +1,6 @@
 """python -m vae.report: its tables against the runs' metrics.json, its figures and captions, LaTeX escaping, the
 PDF where an engine is installed, and the folder it will not overwrite; the numbers as a reader writes them and
-the learning curves' warm-up and axes (vae/figures.py, vae/drawing.py)."""
+the learning curves' warm-up and axes (vae/results/figures.py, vae/results/drawing.py)."""
 
 import json
 import math

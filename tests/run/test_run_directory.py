@@ -1,4 +1,4 @@
-"""A run directory nothing can damage (vae/run_directory.py): a refused command changes no byte of it, a resume
+"""A run directory nothing can damage (vae/run/run_directory.py): a refused command changes no byte of it, a resume
 applies what a continuation may change and refuses the rest, a used directory is not trained into twice, a run
 directory from elsewhere runs no code, and faults of the machine (a full disk, a read-only folder) end in one line."""
 

@@ -1,6 +1,6 @@
-"""notebooks/explore_run.ipynb and the function it starts from, vae.load (vae/runs.py): load gives a run's config,
-model and data; the notebook runs from top to bottom on a finished run, in a kernel of this interpreter started in
-notebooks/ as Jupyter starts it; and the repository keeps the notebook without outputs."""
+"""notebooks/explore_run.ipynb and the function it starts from, vae.load (vae/files/saved.py): load gives a run's
+config, model and data; the notebook runs from top to bottom on a finished run, in a kernel of this interpreter
+started in notebooks/ as Jupyter starts it; and the repository keeps the notebook without outputs."""
 
 import ast
 import json

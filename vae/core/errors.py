@@ -75,7 +75,7 @@ def show_traceback() -> bool:
 
 class Stopped(KeyboardInterrupt):
     """SIGTERM, raised where the code is, as Ctrl+C raises KeyboardInterrupt (Lightning has its own handler while
-    it fits and tests, vae/training.py)."""
+    it fits and tests, vae/run/training.py)."""
 
 
 def stop_on_sigterm(signum, frame):

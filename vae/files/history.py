@@ -1,5 +1,5 @@
 """history.csv, the per-epoch record of the losses: `write_history` (called by the `History` callback,
-vae/callbacks.py, at the end of every epoch) and `read_history` (the learning curves, a sweep's comparison).
+vae/run/callbacks.py, at the end of every epoch) and `read_history` (the learning curves, a sweep's comparison).
 Plain CSV: reading a sweep does not import Lightning."""
 
 import csv

@@ -10,7 +10,7 @@ A notebook (notebooks/explore_run.ipynb) starts from `load`, the same in one cal
     cfg, model, datamodule = vae.load("outputs/2026-11-29/12-00-00")
 
 Nothing in a run's files runs code: the model is rebuilt from the checkpoint's own hyperparameters, and
-the saved config's data module only when it names this project's classes (vae/targets.py).
+the saved config's data module only when it names this project's classes (vae/core/targets.py).
 """
 
 from dataclasses import dataclass

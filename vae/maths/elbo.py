@@ -4,15 +4,16 @@
     loss = mean over the batch of [ rec + beta * kl ],  rec = -log p(x | z_1), z_1 ~ q(z | x)   (= -ELBO for beta = 1)
 
 and the importance-weighted bound (Burda et al., 2016, eq. 8), tighter for every k > 1 and equal to log p(x)
-as k grows, the IWAE's objective (vae/models.py) and the evaluation's estimate of log p(x) (vae/evaluation.py):
+as k grows, the IWAE's objective (vae/maths/models.py) and the evaluation's estimate of log p(x)
+(vae/maths/evaluation.py):
 
     log p(x) >= L_k(x) = E[ log (1/k) sum_i w_i ],  w_i = p(x | z_i) p(z_i) / q(z_i | x),  z_1..z_k ~ q(z | x)
 
-Why sum first, then average: `rec` is a sum over the 784 pixels (vae/likelihoods.py) and `kl` a sum
+Why sum first, then average: `rec` is a sum over the 784 pixels (vae/maths/likelihoods.py) and `kl` a sum
 over the n latent dimensions (below). Averaging over pixels as well (as `F.mse_loss` does by
 default) would shrink the reconstruction term 784-fold against the KL, and the model would learn to
 ignore x (posterior collapse). Summing both per image keeps their true proportion; the mean over the
-batch (vae/models.py, `LatentModel._step`) only makes the loss independent of the batch size.
+batch (vae/maths/models.py, `LatentModel._step`) only makes the loss independent of the batch size.
 """
 
 import math

@@ -1,7 +1,7 @@
 """Measure a trained model in nats: the importance-weighted log-likelihood, the ELBO and its terms,
 reconstruction MSE, active units, KL per latent dimension, bits per dimension.
 
-Every run does so on its best checkpoint at the end of training (config block `eval`, vae/training.py);
+Every run does so on its best checkpoint at the end of training (config block `eval`, vae/run/training.py);
 `python -m vae.evaluate` (vae/evaluate.py) does it again on a run, with other settings.
 
 The log-likelihood log p(x) = log E_q(z|x)[p(x, z) / q(z|x)] has no closed form; Burda et al.

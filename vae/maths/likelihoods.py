@@ -2,7 +2,7 @@
 
 Every likelihood answers the same four questions (the `Likelihood` contract):
 
-    nll(x, x_hat)     -log p(x | z) per image, in nats, summed over pixels (see vae/elbo.py for why summed)
+    nll(x, x_hat)     -log p(x | z) per image, in nats, summed over pixels (see vae/maths/elbo.py for why summed)
     mean(x_hat)       E[x | z], the decoder's mean image
     sample(x_hat)     a draw x ~ p(x | z)
     describe()        one line for titles and tables, e.g. "Gaussian p(x | z), σ = 0.2"

@@ -1,7 +1,7 @@
 """The models of the lab as LightningModules: a plain auto-encoder, the VAE and the IWAE.
 
-Both wrap an encoder body, output projections to the latent space, a decoder (vae/networks.py) and a
-likelihood p(x | z) (vae/likelihoods.py); they differ in the projections and the loss. Logged per
+Both wrap an encoder body, output projections to the latent space, a decoder (vae/maths/networks.py) and a
+likelihood p(x | z) (vae/maths/likelihoods.py); they differ in the projections and the loss. Logged per
 epoch, for train and val: `rec` = -log p(x | z) (nats per image), `kl` (VAE only) and `loss`.
 
 The contract every model answers, and what they share: vae/maths/model.py. A new model is one subclass here and
@@ -56,7 +56,7 @@ class VAE(LatentModel):
     """q(z | x) = N(mu, diag(sigma^2)) with mu and log sigma^2 from two projections of shared layers; p(z) from the
     `prior` config group (N(0, I), or the VampPrior).
 
-    loss = rec + beta * kl = -ELBO for beta = 1 (vae/elbo.py), with one reparameterised sample of z.
+    loss = rec + beta * kl = -ELBO for beta = 1 (vae/maths/elbo.py), with one reparameterised sample of z.
     KL warm-up: while training, beta ramps linearly from 0 to `beta` over the first
     `kl_warmup_epochs` epochs (logged as train/beta); val and test always use `beta`.
     """
@@ -138,7 +138,7 @@ class VAE(LatentModel):
 
 
 class IWAE(VAE):
-    """The VAE's networks trained on the k-sample importance-weighted bound (Burda et al., 2016; vae/elbo.py):
+    """The VAE's networks trained on the k-sample importance-weighted bound (Burda et al., 2016; vae/maths/elbo.py):
 
         loss = -L_k(x) = -log (1/k) sum_i w_i,  w_i = p(x | z_i) p(z_i) / q(z_i | x),  z_i = mu + sigma * eps_i
 

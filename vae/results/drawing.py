@@ -1,6 +1,7 @@
-"""The one matplotlib style of every figure (a run's in vae/figures.py, a sweep's in vae/sweep_figures.py):
-the object API (no pyplot, no window; Agg renders PNGs and TensorBoard's images whatever backend the
-session has), fixed sizes in inches at a fixed DPI, grey images on [0, 1], PDFs with TrueType fonts."""
+"""The one matplotlib style of every figure (a run's in vae/results/figures.py, a sweep's in
+vae/results/sweep_figures.py): the object API (no pyplot, no window; Agg renders PNGs and TensorBoard's images
+whatever backend the session has), fixed sizes in inches at a fixed DPI, grey images on [0, 1], PDFs with
+TrueType fonts."""
 
 import math
 from pathlib import Path

@@ -7,11 +7,11 @@
     interpolation    decoder means on straight lines in latent space between dev images of different digits
     learning_curves  train and val rec, KL and loss per epoch, from history.csv
 
-z is drawn from the model's `sampling_prior` (vae/priors.py): the VAE's prior (N(0, I) or the VampPrior); an
+z is drawn from the model's `sampling_prior` (vae/maths/priors.py): the VAE's prior (N(0, I) or the VampPrior); an
 auto-encoder has no prior, so a Gaussian N(m, S) fitted to the codes of the training images stands in.
 
 `draw_all` writes them to <run dir>/figures/<name>.png (and .pdf); train.py calls it after testing, with
-the best checkpoint's weights; `LoggedFigures` (vae/callbacks.py) sends the same images to TensorBoard (and MLflow)
+the best checkpoint's weights; `LoggedFigures` (vae/run/callbacks.py) sends the same images to TensorBoard (and MLflow)
 while training. From a checkpoint, without retraining (vae/plots.py):
 
     python -m vae.plots outputs/<date>/<time> [--n-samples 100] [--grid-size 30] [--pdf]
@@ -42,7 +42,7 @@ from vae.results.drawing import figure, focus, save, show, tile
 
 log = logging.getLogger(__name__)
 
-SIZES = {  # inches, at vae/drawing.py's DPI
+SIZES = {  # inches, at vae/results/drawing.py's DPI
     "samples": (10, 5.4),
     "reconstructions": (10, 3),
     "latent": (8, 6.4),
@@ -101,7 +101,7 @@ def headline(fig: Figure, text: str, model) -> None:
 
 def samples(model, p_z, n: int = 64, seed: int = 0) -> Figure:
     """The same n draws z ~ p(z) decoded two ways: decoder means E[x | z] beside samples x ~ p(x | z).
-    p_z: the model's `sampling_prior` (vae/priors.py)."""
+    p_z: the model's `sampling_prior` (vae/maths/priors.py)."""
     with drawing(model, seed):
         z = p_z.sample(n)
         x_hat = model.decoder(z.to(model.device)).cpu()
@@ -269,7 +269,7 @@ def warmup_epochs(history: list[dict], model) -> list[int]:
 def learning_curves(history: list[dict], model) -> Figure:
     """Train (mean over the epoch's batches) and val (dev set at the epoch's end) losses against epochs. The KL
     warm-up's epochs are shaded: their train loss is rec + beta_t * KL, not the objective the val line shows. The axes
-    show where the curves settle: a first epoch far off is written at the edge (vae/drawing.py `focus`)."""
+    show where the curves settle: a first epoch far off is written at the edge (vae/results/drawing.py `focus`)."""
     panels = list(model.terms.items())  # (term, what it is)
     beta = float(model.hparams.get("beta", 1.0))
     warmup = warmup_epochs(history, model)
@@ -313,7 +313,7 @@ def learning_curves(history: list[dict], model) -> Figure:
 
 
 def check_settings(plots) -> dict:
-    """The figure settings of a `plots` config block, checked by the rules of vae/config.py."""
+    """The figure settings of a `plots` config block, checked by the rules of vae/files/schema.py."""
     validate({"plots": dict(plots)})
     return {key: plots[key] for key in PLOT_SETTINGS}
 

@@ -13,8 +13,8 @@ writes into its folder
     report.tex     a minimal document around results.tex
     report.pdf     when a LaTeX engine (pdflatex, lualatex or xelatex) is on the PATH
 
-The numbers come from each run's metrics.json and history.csv (vae/sweeps.py reads them), the figures are drawn
-again from each run's best checkpoint (vae/figures.py) or, where its data is gone, copied from its figures/.
+The numbers come from each run's metrics.json and history.csv (vae/results/sweeps.py reads them), the figures are drawn
+again from each run's best checkpoint (vae/results/figures.py) or, where its data is gone, copied from its figures/.
 """
 
 import logging

@@ -38,7 +38,8 @@ def include(figure: LatexFigure, label: str) -> str:
 
 
 def curve_figure(jobs: list[Job], folder: Path) -> LatexFigure | None:
-    """The val loss (above), rec and KL (below, side by side) of every run over epochs (vae/sweep_figures.py)."""
+    """The val loss (above), rec and KL (below, side by side) of every run over epochs
+    (vae/results/sweep_figures.py)."""
     from vae.results.sweep_figures import plot_curves
 
     drawn = []
@@ -58,7 +59,7 @@ def curve_figure(jobs: list[Job], folder: Path) -> LatexFigure | None:
 
 
 def captions(model, plots, n_dev: int, warmup: list[int]) -> dict[str, str]:
-    """Each figure's caption: what the panels show, in the model's own words (its contract: vae/models.py)."""
+    """Each figure's caption: what the panels show, in the model's own words (its contract: vae/maths/models.py)."""
     prior = (
         f"$z \\sim p(z)$, the prior {latex_escape(model.prior.name)}"
         if model.prior is not None

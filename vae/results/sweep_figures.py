@@ -1,4 +1,4 @@
-"""The figures of a sweep's comparison (vae/compare.py), in vae/drawing.py's style:
+"""The figures of a sweep's comparison (vae/results/comparison.py), in vae/results/drawing.py's style:
 
 val_curves.png, val_rec_curves.png, val_kl_curves.png   one line per run: the metric over epochs
 samples_by_run.png                                      each run's decoder means of the same z ~ N(0, I)

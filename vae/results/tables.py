@@ -154,7 +154,7 @@ def latex_number(text: str) -> str:
 
 
 def latex_value(text: str) -> str:
-    """A swept value as shown (vae/sweeps.py `readable`) in LaTeX: 1e-5 as $1 \times 10^{-5}$, words escaped."""
+    """A swept value as shown (vae/results/sweeps.py `readable`) in LaTeX: 1e-5 as $1 \times 10^{-5}$, words escaped."""
     mantissa, e, exponent = text.partition("e")
     if e and exponent.lstrip("+-").isdigit() and mantissa.lstrip("+-").replace(".", "", 1).isdigit():
         power = f"10^{{{int(exponent)}}}"

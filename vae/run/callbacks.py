@@ -1,4 +1,4 @@
-"""Lightning callbacks of a run (the checkpoints' random state is in vae/checkpoints.py): the per-epoch history,
+"""Lightning callbacks of a run (the checkpoints' random state is in vae/run/checkpoints.py): the per-epoch history,
 the guard against a non-finite loss, and the figures in the loggers (TensorBoard, MLflow)."""
 
 import logging
@@ -115,8 +115,8 @@ class FiniteLoss(L.Callback):
 
 
 class LoggedFigures(L.Callback):
-    """Sends the figures of vae/figures.py to every logger that takes images (tags figures/<name>: TensorBoard's
-    IMAGES tab, MLflow's run images; vae/loggers.py) every `plots.every_n_epochs` epochs and after the last one, on
+    """Sends the figures of vae/results/figures.py to every logger that takes images (tags figures/<name>: TensorBoard's
+    IMAGES tab, MLflow's run images; vae/run/loggers.py) every `plots.every_n_epochs` epochs and after the last one, on
     rank zero, so the manifold can be watched as it forms. Nothing is drawn when no logger takes images (CSV)."""
 
     def __init__(self, plots, seed: int = 0):

@@ -14,7 +14,7 @@ What each kind takes (a logger of another kind gets the metrics and the hyperpar
     MLflow        metrics, hyperparameters, images (log_image: a step slider in its UI), files (artifacts)
     CSV           metrics, hyperparameters (hparams.yaml)
 
-Whether a logger's package is installed is checked before any of this, with the config (vae/config.py,
+Whether a logger's package is installed is checked before any of this, with the config (vae/files/schema.py,
 check_packages): a missing optional extra is one line, not an error deep inside Lightning.
 """
 

@@ -1,7 +1,7 @@
 """One training run, from a composed config to a finished run directory:
 
     build(cfg)        the data module, the model and the Trainer (callbacks, loggers) the config describes
-    train(cfg, run)   seed, check and take the run directory (vae/run_directory.py), fit, test the best
+    train(cfg, run)   seed, check and take the run directory (vae/run/run_directory.py), fit, test the best
                       checkpoint, write metrics.json, draw the figures, evaluate in nats
 
 train.py is the command line around `train`; vae/bench.py times what `build` makes.
@@ -122,7 +122,7 @@ def hyperparameters(cfg: DictConfig) -> dict:
 
 
 def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
-    """Trains the run `cfg` describes into its directory `run` (vae/run_directory.py); returns its metrics.json."""
+    """Trains the run `cfg` describes into its directory `run` (vae/run/run_directory.py); returns its metrics.json."""
     validate(cfg)  # before the slow imports: a bad value fails at once
     check_packages(cfg)  # a logger's missing optional extra too, before the run directory is touched
     if HydraConfig.initialized():
@@ -164,7 +164,7 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
     try:
         with sigterm_as_interrupt():
             finish(cfg, model, datamodule, trainer, run, metrics)
-    except KeyboardInterrupt as stop:  # Ctrl+C, or SIGTERM (vae/errors.py): Lightning's handlers end with fit and test
+    except KeyboardInterrupt as stop:  # Ctrl+C or SIGTERM (vae/core/errors.py); Lightning's handlers end with the fit
         raise Interrupted(
             f"stopped by {signal_name(stop)} after training, during the figures or the evaluation: the training's "
             f"numbers are in {RunFiles(run_dir).metrics}; `python -m vae.plots {run_dir}` and "
@@ -191,7 +191,7 @@ def finish(cfg: DictConfig, model, datamodule, trainer, run: "RunDirectory", met
     from vae.run.loggers import log_files, log_metrics
 
     run_dir = run.path
-    if cfg.plots.at_end:  # a figure that does not scale is left out with a warning (vae/figures.py)
+    if cfg.plots.at_end:  # a figure that does not scale is left out with a warning (vae/results/figures.py)
         draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
         if trainer.is_global_zero:
             log_files(

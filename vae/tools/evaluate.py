@@ -1,4 +1,4 @@
-"""Evaluate a trained run again (the measurement itself: vae/evaluation.py), with more importance samples
+"""Evaluate a trained run again (the measurement itself: vae/maths/evaluation.py), with more importance samples
 or on the dev split, from its directory or a checkpoint; the numbers are merged into its metrics.json.
 
     python -m vae.evaluate outputs/2026-11-29/12-00-00                       # the run's eval settings
@@ -30,7 +30,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     validate(
         {"eval": given(args, EVAL_SETTINGS)}
-    )  # the rules train.py checks eval.* with (vae/config.py), before loading anything
+    )  # the rules train.py checks eval.* with (vae/files/schema.py), before loading anything
     return args
 
 

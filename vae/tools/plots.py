@@ -1,4 +1,4 @@
-"""Redraw the figures of a run from its checkpoint, without retraining (the figures: vae/figures.py).
+"""Redraw the figures of a run from its checkpoint, without retraining (the figures: vae/results/figures.py).
 
     python -m vae.plots outputs/2026-11-29/12-00-00                          # best.ckpt -> figures/
     python -m vae.plots outputs/2026-11-29/12-00-00/checkpoints/last.ckpt    # -> figures-last/
@@ -46,7 +46,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     validate(
         {"plots": given(args, (*SETTINGS, "pdf"))}
-    )  # the rules train.py checks plots.* with (vae/config.py), before loading anything
+    )  # the rules train.py checks plots.* with (vae/files/schema.py), before loading anything
     return args
 
 
