@@ -47,9 +47,9 @@ def resume(run_dir: Path, *overrides: str) -> list[str]:
     "change,message",
     [
         ("latent_dim=3", "cannot change latent_dim (the run has 2, this command 3)"),
-        ("model=ae", "cannot change model._target_"),
+        ("model=ae", "cannot change model (the run has 'vae', this command 'ae')"),
         ("seed=1", "cannot change seed"),
-        ("likelihood=bernoulli", "cannot change likelihood._target_"),
+        ("likelihood=bernoulli", "cannot change likelihood (the run has 'gaussian', this command 'bernoulli')"),
         ("lr=-1", "lr=-1 is not valid"),
     ],
 )

@@ -5,16 +5,21 @@ import logging
 from omegaconf import OmegaConf
 
 from vae.core.errors import in_brief
+from vae.files.layout import RunFiles
 from vae.files.saved import load_config
+from vae.files.schema import EVERY_RUN, KEYS, NEVER, WHERE_READ
+from vae.files.schema import GROUPS as CONFIG_GROUPS
 from vae.results.sweeps import Job, readable
 from vae.results.tables import latex_escape, latex_value
 
 log = logging.getLogger(__name__)
 
-KNOBS = ("latent_dim", "width", "depth", "lr", "batch_size", "epochs", "seed", "gradient_clip_val")  # every run's
-MODEL_KNOBS = ("beta", "kl_warmup_epochs", "iwae.k")  # conf/config.yaml's knobs that only some models read
-GROUPS = ("data", "model", "prior", "arch", "likelihood", "optimizer")  # config groups: the choice, then its values
-NOT_SETTINGS = {"data.root", "data.download", "data.eval_batch_size", "data.dataset", "optimizer.lr"}  # (lr: a knob)
+# What the table lists, from the config's schema (vae/files/schema.py): conf/config.yaml's knobs of every run, and
+# those only some models read; the config groups (the choice, then its values), and their keys that are not settings.
+KNOBS = tuple(key for key, entry in KEYS.items() if entry.setting == EVERY_RUN)
+MODEL_KNOBS = tuple(key for key, entry in KEYS.items() if entry.setting == WHERE_READ)
+GROUPS = tuple(name for name, group in CONFIG_GROUPS.items() if group.setting != NEVER)
+NOT_SETTINGS = {key for key, entry in KEYS.items() if entry.setting == NEVER}
 
 
 def setting(value) -> str:
@@ -26,12 +31,13 @@ def run_settings(job: Job) -> dict[str, str]:
     """The settings a run was trained with, as `key: value` a reader cites: the config groups' choices and their
     own values, and conf/config.yaml's knobs (`beta` only where the model reads it)."""
     cfg = load_config(job.dir)  # a damaged one is a UserError
-    hydra = job.dir / ".hydra" / "hydra.yaml"
+    hydra = RunFiles(job.dir).hydra_config
     choices = OmegaConf.select(OmegaConf.load(hydra), "hydra.runtime.choices") if hydra.is_file() else None
     text = OmegaConf.to_yaml(cfg)  # unresolved: which knobs something reads through ${...}
     settings = {}
     for group in GROUPS:
-        if group not in (choices or {}) or (group == "prior" and "${prior}" not in text):
+        where_read = CONFIG_GROUPS[group].setting == WHERE_READ  # the prior: not an auto-encoder's
+        if group not in (choices or {}) or (where_read and "${" + group + "}" not in text):
             continue
         settings[group] = str(choices[group])
         node = cfg.get(group)

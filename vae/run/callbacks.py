@@ -101,10 +101,11 @@ class FiniteLoss(L.Callback):
             self.recent.append((trainer.global_step, loss))
             return
         recent = ", ".join(f"{value:.2f} (step {step})" for step, value in self.recent) or "none"
-        last = RunFiles(trainer.default_root_dir).last
+        saver = getattr(trainer, "checkpoint_callback", None)  # its folder is <run>/checkpoints
+        last = RunFiles(Path(saver.dirpath).parent).last if saver and saver.dirpath else None
         kept = (
             f"{last} from the last finished epoch is intact"
-            if last.is_file()
+            if last and last.is_file()
             else "no epoch had finished, so there is no checkpoint"
         )
         raise UserError(

@@ -1,22 +1,18 @@
 """Checks of a command before any work starts, beyond each value's rule (vae/files/schema.py): group choices that
-exist, optional packages that are installed, keys that something reads."""
+exist, optional packages that are installed, keys that something reads (which: the schema's `code` and `part`)."""
 
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from vae.core.errors import Refused, UserError
+from vae.files.schema import GROUPS, KEYS, default_choices
 
 
 def check_choices(overrides: list[str], conf_dir: Path) -> None:
     """`model=foo` and the like: name the options of the group before Hydra's longer message."""
     groups = {p.name for p in conf_dir.iterdir() if p.is_dir()}
-    defaults = {  # the choices conf/config.yaml makes: Hydra 1.3 refuses null for a group that has one
-        key: value
-        for item in OmegaConf.load(conf_dir / "config.yaml").defaults
-        if OmegaConf.is_dict(item)
-        for key, value in item.items()
-    }
+    defaults = default_choices(conf_dir)  # Hydra 1.3 refuses null for a group that has one
     for override in overrides:
         key, sep, value = override.lstrip("+~").partition("=")
         if not sep or key not in groups or "(" in value:
@@ -54,10 +50,8 @@ def check_packages(cfg: DictConfig) -> None:
 
 
 # top-level keys and blocks that train.py reads itself, not through ${...}
-READ_BY_CODE = {"seed", "threads", "resume", "overwrite", "eval", "plots", "paths", "callbacks"}
-
-
-MODEL_PARTS = {"arch", "likelihood", "optimizer", "prior"}  # config groups that models read through ${...}
+READ_BY_CODE = {key.partition(".")[0] for key, entry in KEYS.items() if entry.code}
+MODEL_PARTS = {name for name, group in GROUPS.items() if group.part}  # config groups that models read through ${...}
 
 
 def check_used(cfg: DictConfig, overrides: list[str], choices: dict) -> None:

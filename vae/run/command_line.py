@@ -1,6 +1,6 @@
 """train.py's command line before Hydra reads it: group choices checked with a short message, the folders it
 will write checked, and `resume=<run directory>` expanded into that run's own overrides, then the command
-line's, in the same run directory.
+line's, in the same run directory (a group choice the run's checkpoint holds may not change: prior=, model=, ...).
 
 The directory to resume reaches Hydra through an environment variable, not on its command line: a sweep's job
 directory (`0_lr=0.001`) or a name with spaces or accents is not a value Hydra's override grammar can take."""
@@ -11,9 +11,11 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from vae.core.errors import Refused, UserError
+from vae.files.layout import RunFiles
 from vae.files.schema import CONF_DIR
 from vae.files.writing import check_writable
 from vae.run.checks import check_choices
+from vae.run.resume import check_groups
 from vae.run.run_directory import RunDirectory, rank_zero
 
 RUN_DIR_ENV = "VAE_LAB_RESUME_DIR"
@@ -60,7 +62,7 @@ def prepare_command_line(argv: list[str]) -> list[str]:
         check_output_folders(argv[1:])
         return argv
     run_dir = Path(resume)
-    saved = run_dir / ".hydra" / "overrides.yaml"
+    saved = RunFiles(run_dir).overrides
     if not saved.is_file():
         raise UserError(f"resume={run_dir}: {saved} is missing, so {run_dir} is not a run directory of train.py")
     if "-m" in argv or "--multirun" in argv:
@@ -70,10 +72,12 @@ def prepare_command_line(argv: list[str]) -> list[str]:
     check_writable(run_dir, "the run directory")
     given = {arg.lstrip("+~").partition("=")[0] for arg in argv[1:]}
     try:
-        kept = [str(o) for o in OmegaConf.load(saved) if str(o).lstrip("+~").partition("=")[0] not in given]
+        own = [str(o) for o in OmegaConf.load(saved)]
     except Exception as error:
         raise Refused(f"resume={run_dir}: {saved} does not load ({type(error).__name__}); train a new run") from None
+    kept = [o for o in own if o.lstrip("+~").partition("=")[0] not in given]
     check_saved_overrides(kept, saved)
+    check_groups(run_dir, own, argv[1:])  # prior=standard on a VampPrior's run: one line, not Hydra's struct error
     os.environ[RUN_DIR_ENV] = str(run_dir.absolute())
     rest = [arg for arg in argv[1:] if not arg.startswith(("resume=", "hydra.run.dir="))]
     return [argv[0], *kept, *rest, *RESUMED]
