@@ -106,12 +106,12 @@ def test_bad_input_is_one_error_line(args, message, tmp_path, capsys):
 
 def test_startup_only_writes_the_start_alone(tiny_mnist, tmp_path, monkeypatch, capsys):
     """--startup-only measures nothing but the start (the measurement itself runs in the quick test above)."""
-    import vae.bench
+    import benchmarks.bench
 
     measured = {"import_torch": {"median": 1.0, "min": 1.0, "max": 1.0, "rounds": [1.0]}, "ratios": {}, "error": None}
-    monkeypatch.setattr(vae.bench, "measure_startup", lambda data, threads, rounds, tmp: measured)
+    monkeypatch.setattr(benchmarks.bench, "measure_startup", lambda data, threads, rounds, tmp: measured)
     path = tmp_path / "startup.json"
-    vae.bench.main(["--startup-only", "--quick", "--data", str(tiny_mnist), "--json", str(path)])
+    benchmarks.bench.main(["--startup-only", "--quick", "--data", str(tiny_mnist), "--json", str(path)])
     report = json.loads(path.read_text())
     assert set(report) == {"command", "machine", "startup"} and report["startup"] == measured
     assert "python -c 'import torch'" in capsys.readouterr().out
