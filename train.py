@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vae.core.errors import Interrupted, Refused, exit_on_user_error, find_user_error
+from vae.run import sweep_jobs
 from vae.run.command_line import prepare_command_line
 from vae.run.run_directory import RunDirectory
 
@@ -48,5 +49,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sweep_jobs.register()  # the names of a sweep's job directories (conf/config.yaml: hydra.sweep.subdir)
     sys.argv = exit_on_user_error(prepare_command_line)(sys.argv)
     main()

@@ -41,6 +41,7 @@ from benchmarks.settings import FULL, MODELS, QUICK
 from benchmarks.startup import machine, measure_startup
 from benchmarks.table import startup_lines, table
 from vae.core.errors import UserError, exit_on_user_error
+from vae.files.writing import check_writable
 from vae.tools.cli import parser as cli_parser
 
 
@@ -67,6 +68,7 @@ def parse(argv: list[str] | None):
         raise UserError(f"--rounds {rounds}: give at least 1 round")
     if not Path(args.json).resolve().parent.is_dir():
         raise UserError(f"--json {args.json}: the folder {Path(args.json).resolve().parent} does not exist")
+    check_writable(Path(args.json).resolve().parent, "the results into", "give a folder you can write: --json <path>")
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads {args.threads}: give at least 1 thread")
     return args, rounds

@@ -2,11 +2,22 @@
 runs that several tests read, each trained once per session in this process (helpers.train_run), and one sweep.
 Helpers: tests/helpers.py."""
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from helpers import NO_FIGURES, TINY_DEV, make_mnist, run_train, train_run
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked linux (signals, setpriv, rlimits, SLURM) skip on Windows and macOS."""
+    if sys.platform.startswith("linux"):
+        return
+    skip = pytest.mark.skip(reason="needs Linux")
+    for item in items:
+        if "linux" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -135,8 +135,9 @@ def test_a_file_without_images_is_named(tmp_path, split, prefix):
     raw = root / "MNIST" / "raw"
     write_idx(raw / f"{prefix}-images-idx3-ubyte", torch.zeros(0, 28, 28, dtype=torch.uint8).numpy())
     write_idx(raw / f"{prefix}-labels-idx1-ubyte", torch.zeros(0, dtype=torch.uint8).numpy())
-    with pytest.raises(UserError, match=f"the {split} images file holds no images"):
+    with pytest.raises(UserError, match=f"{prefix}-images-idx3-ubyte holds no images") as error:
         MNISTDataModule(str(root), dev_size=10, download=False).setup()
+    assert str(raw / f"{prefix}-images-idx3-ubyte") in str(error.value)  # the file itself, not only its folder
 
 
 def test_bad_magic_number_is_named(tmp_path):
@@ -160,7 +161,7 @@ def test_truncated_file_is_named(tmp_path):
 def test_labels_that_do_not_match_images(tmp_path):
     root = make_mnist(tmp_path, n_train=30, n_test=10)
     write_idx(root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte", torch.zeros(9, dtype=torch.uint8).numpy())
-    with pytest.raises(UserError, match="10 test images but 9 labels"):
+    with pytest.raises(UserError, match="t10k-images-idx3-ubyte holds 10 images but .*t10k-labels-idx1-ubyte 9 labels"):
         MNISTDataModule(str(root), dev_size=10, download=False).setup()
 
 

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -187,51 +186,49 @@ def test_nan_guard_keeps_last_finite_losses():
         guard.on_train_batch_end(Trainer, Module, {"loss": torch.tensor(math.nan)}, None, 3)
 
 
-@pytest.fixture(scope="module")
-def medium_mnist(tmp_path_factory):
-    """Enough images that an epoch lasts long enough to be killed in the middle of it."""
-    return make_mnist(tmp_path_factory.mktemp("medium"), n_train=2000, n_test=100)
-
-
-def medium_overrides(root):
-    return [
-        f"data.root={root}",
-        "data.dev_size=200",
-        "data.download=false",
-        "width=64",
-        "batch_size=16",
-        "epochs=3",
-        "data.eval_batch_size=100",
-    ]
-
-
 def test_same_seed_same_metrics(vae_run, vae_run_args, tmp_path):
     """And the figures take none of training's random numbers: without them the numbers are the same too."""
     train_run([*vae_run_args, "plots.every_n_epochs=0", "plots.at_end=false"], tmp_path)
     assert metrics_without_timing(tmp_path) == metrics_without_timing(vae_run)
 
 
+SECOND_EPOCH_STEP = 10  # the tiny data's 200 training images make 7 steps of 32 per epoch: step 10 is in the second
+
+
+def signalled(stop: int, run_dir: Path, overrides: list[str]) -> subprocess.Popen:
+    """train.py, which sends itself `stop` from inside its tenth training step (tests/signal_at.py): the same moment
+    on any machine, however fast."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "signal_at.py"),
+            "vae.maths.epoch_means:EpochMeans.training_step",
+            str(SECOND_EPOCH_STEP),
+            str(int(stop)),
+            str(ROOT / "train.py"),
+            *overrides,
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(medium_mnist, tmp_path):
-    overrides = medium_overrides(medium_mnist)
+@pytest.mark.linux
+def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tiny_overrides, tmp_path):
+    overrides = [*tiny_overrides, "epochs=3", *NO_FIGURES]
     train_run(overrides, tmp_path / "reference")  # the uninterrupted run, in this process
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *overrides, f"hydra.run.dir={killed}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    history, last = killed / "history.csv", killed / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 600
-    while time.time() < deadline and not last.is_file():  # the first epoch's checkpoint
-        time.sleep(0.02)
-    time.sleep(0.3)  # into the second epoch
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    rows_at_kill = len(history.read_text().splitlines()) - 1
-    assert 1 <= rows_at_kill < 3 and not (killed / "metrics.json").exists()
+    process = signalled(signal.SIGKILL, killed, overrides)
+    process.communicate(timeout=600)
+    assert process.returncode == -signal.SIGKILL
+    rows_at_kill = len((killed / "history.csv").read_text().splitlines()) - 1
+    assert rows_at_kill == 1 and (killed / "checkpoints" / "last.ckpt").is_file()
+    assert not (killed / "metrics.json").exists()
 
     resumed = run_train(f"resume={killed}")  # nothing else: the run's own overrides are read back
     assert resumed.returncode == 0, resumed.stderr
@@ -245,26 +242,16 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(medium_mnist, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.linux
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_mid_epoch_stops_with_a_nonzero_status_and_an_interrupted_run(stop, medium_mnist, tmp_path):
+def test_a_signal_mid_epoch_stops_with_a_nonzero_status_and_an_interrupted_run(stop, tiny_overrides, tmp_path):
     """SIGTERM (SLURM, `timeout`) ended with status 0 and no metrics.json: a script took it for a finished run."""
     run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *medium_overrides(medium_mnist), f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 600
-    while time.time() < deadline and not (run_dir / "checkpoints" / "last.ckpt").is_file():
-        time.sleep(0.02)
-    time.sleep(0.3)  # into the second epoch
-    process.send_signal(stop)
-    _, stderr = process.communicate(timeout=120)
+    process = signalled(stop, run_dir, [*tiny_overrides, "epochs=3", *NO_FIGURES])
+    _, stderr = process.communicate(timeout=600)
     name = "SIGTERM" if stop == signal.SIGTERM else "SIGINT (Ctrl+C)"
     assert process.returncode != 0, stderr
-    assert stderr.strip().splitlines()[-1].startswith(f"error: training stopped by {name} in epoch "), stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"error: training stopped by {name} in epoch 2 "), stderr
     assert f"resume={run_dir}" in stderr.strip().splitlines()[-1]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "interrupted" and name in metrics["error"]

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -166,19 +165,29 @@ def test_a_resume_refuses_overrides_that_name_code(vae_run, tmp_path, override):
 
 
 @pytest.mark.slow
+@pytest.mark.linux
 @pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_an_evaluation_in_one_line_and_changes_nothing(vae_run, tmp_path, sent):
     run_dir = copy_run(vae_run, tmp_path)
     before = snapshot(run_dir)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vae.evaluate", str(run_dir), "--iw-samples", "1000000"],  # minutes: it is stopped
+    process = subprocess.Popen(  # it sends itself the signal inside the importance sampling (tests/signal_at.py)
+        [
+            sys.executable,
+            str(ROOT / "tests" / "signal_at.py"),
+            "vae.maths.evaluation:importance_sampled",
+            "1",
+            str(int(sent)),
+            "-m",
+            "vae.evaluate",
+            str(run_dir),
+            "--iw-samples",
+            "1000000",  # minutes: it is stopped
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(8)  # imports, loading, and into the importance sampling
-    process.send_signal(sent)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 1 and "Traceback" not in stderr, stderr
     name = "SIGTERM" if sent == signal.SIGTERM else "SIGINT"
@@ -196,6 +205,7 @@ def drop_write_permission() -> list[str]:
     return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
 
 
+@pytest.mark.linux
 def test_read_only_folders_get_one_line(vae_run, tmp_path):
     prefix = drop_write_permission()
     read_only = tmp_path / "read-only"
@@ -234,6 +244,7 @@ def limit_file_size(limit: int):
 
 
 @pytest.mark.slow
+@pytest.mark.linux
 def test_a_full_disk_ends_in_one_line_and_leaves_no_half_files(tiny_overrides, tmp_path):
     run_dir = tmp_path / "run"
     result = subprocess.run(

@@ -141,6 +141,7 @@ def slurm(tmp_path_factory):
         stop(pid_files)
 
 
+@pytest.mark.linux
 def test_sweep_on_slurm_trains_with_ddp_and_writes_the_comparison(slurm, tiny_overrides, tmp_path):
     """Two SLURM jobs of two tasks each: SLURM starts the DDP processes (two CPU processes, gloo). One job
     fails (an impossible dev split): both are recorded and the comparison follows."""

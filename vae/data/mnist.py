@@ -95,20 +95,20 @@ def download(root: Path, dataset: str) -> None:
 
 def load_split(raw: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Images as float32 (N, 1, 28, 28) in [0, 1] and labels as int64 (N,)."""
-    images = read_idx(find_file(raw, FILES[f"{split}_images"]), ndim=3)
-    labels = read_idx(find_file(raw, FILES[f"{split}_labels"]), ndim=1)
+    images_file, labels_file = find_file(raw, FILES[f"{split}_images"]), find_file(raw, FILES[f"{split}_labels"])
+    images, labels = read_idx(images_file, ndim=3), read_idx(labels_file, ndim=1)
     if len(images) == 0:
-        raise UserError(f"{raw}: the {split} images file holds no images; download it again")
+        raise UserError(f"{images_file} holds no images (its header says 0): download it again")
     if images.shape[1:] != (28, 28):
-        raise UserError(f"{raw}: {split} images are {tuple(images.shape[1:])} pixels, expected 28 x 28")
+        raise UserError(f"{images_file}: its images are {tuple(images.shape[1:])} pixels, expected 28 x 28")
     if len(images) != len(labels):
         raise UserError(
-            f"{raw}: {len(images)} {split} images but {len(labels)} labels; "
+            f"{images_file} holds {len(images)} images but {labels_file} {len(labels)} labels: "
             "the files do not belong together; download them again"
         )
     if labels.numel() and int(labels.max()) > 9:
         raise UserError(
-            f"{raw}: {split} labels go up to {int(labels.max())}, expected digits 0-9: the labels file is corrupt"
+            f"{labels_file}: its labels go up to {int(labels.max())}, expected digits 0-9: the file is corrupt"
         )
     return images.unsqueeze(1).float().div_(255), labels.long()
 

@@ -98,10 +98,11 @@ def load_model(checkpoint: Path):
     return model
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path, device="cpu") -> Run:
+    """The run's config and its checkpoint's model, in eval mode, on `device`."""
     run_dir, checkpoint = find_checkpoint(Path(path))
     cfg = load_config(run_dir)
-    return Run(dir=run_dir, checkpoint=checkpoint, cfg=cfg, model=load_model(checkpoint).eval())
+    return Run(dir=run_dir, checkpoint=checkpoint, cfg=cfg, model=load_model(checkpoint).to(device).eval())
 
 
 class LoadedRun(NamedTuple):

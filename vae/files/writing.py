@@ -46,3 +46,15 @@ def check_writable(folder: Path, what: str, advice: str = NEW_FOLDER) -> None:
         raise Refused(
             f"cannot write {what} {folder}: {existing} is not a writable folder (read-only, or not yours); {advice}"
         )
+
+
+def make_folder(folder: Path, what: str, advice: str = NEW_FOLDER) -> Path:
+    """`folder`, made if missing (its parents too), or one line saying why it cannot be (read-only, a file or a
+    broken link on the way, a name too long) and what to do."""
+    folder = Path(folder)
+    check_writable(folder, what, advice)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise Refused(f"cannot make {what} {folder.absolute()} ({error.strerror or error}); {advice}") from None
+    return folder

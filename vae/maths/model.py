@@ -85,7 +85,9 @@ class LatentModel(EpochMeans):
         return self(x)
 
     def configure_optimizers(self):
-        return build_optimiser(self.hparams.optimizer, list(self.parameters()))
+        # mixed precision clips unscaled gradients, which a fused kernel (it unscales inside its step) refuses
+        mixed = self._trainer is not None and "mixed" in str(self.trainer.precision)
+        return build_optimiser(self.hparams.optimizer, list(self.parameters()), fused=not mixed)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A clear message, before the weights are loaded, for a checkpoint of another model."""

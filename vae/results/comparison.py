@@ -21,12 +21,16 @@ CURVES = {"val/loss": "val_curves", "val/rec": "val_rec_curves", "val/kl": "val_
 
 def write_comparison(sweep_dir: Path, pdf: bool = False) -> list[Path]:
     """comparison.md, comparison.tex and the figures into `sweep_dir`; returns the files written."""
+    from vae.files.writing import check_writable
     from vae.results.sweep_figures import plot_curves, plot_samples
     from vae.results.sweeps import collect
     from vae.results.tables import latex, markdown
 
     sweep_dir = Path(sweep_dir)
     jobs = collect(sweep_dir)
+    check_writable(
+        sweep_dir, "the comparison into", "copy the sweep (cp -r) to a folder you can write and compare the copy"
+    )
     formats = ("png", "pdf") if pdf else ("png",)
     written = []
     for name, text in (("comparison.md", markdown(jobs, sweep_dir)), ("comparison.tex", latex(jobs, sweep_dir))):

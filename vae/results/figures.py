@@ -22,6 +22,7 @@ numbers are left as they were.
 """
 
 import contextlib
+import copy
 import functools
 import logging
 import math
@@ -105,8 +106,9 @@ def samples(model, p_z, n: int = 64, seed: int = 0) -> Figure:
     with drawing(model, seed):
         z = p_z.sample(n)
         x_hat = model.decoder(z.to(model.device)).cpu()
-        means = model.likelihood.mean(x_hat)
-        drawn = model.likelihood.sample(x_hat).clamp(0, 1)  # on the CPU: the same numbers on any device
+        likelihood = copy.deepcopy(model.likelihood).cpu()  # a learned sigma too: noise and sigma on the CPU
+        means = likelihood.mean(x_hat)
+        drawn = likelihood.sample(x_hat).clamp(0, 1)  # on the CPU: the same numbers on any device
     columns = math.ceil(math.sqrt(n))
     fig = new_figure("samples")
     left, right = fig.subplots(1, 2)
@@ -196,7 +198,7 @@ def manifold(model, p_z, grid_size: int = 20) -> Figure:
         raise ValueError(f"the manifold is drawn for latent_dim 2, not {model.latent_dim}")
     p = (torch.arange(grid_size) + 0.5) / grid_size
     quantiles = Normal(0.0, 1.0).icdf(p)
-    m, s = p_z.mean, p_z.stddev
+    m, s = p_z.mean.cpu(), p_z.stddev.cpu()  # a VampPrior's lie on the model's device
     z1, z2 = m[0] + s[0] * quantiles, m[1] + s[1] * quantiles.flip(0)  # z_2 grows upwards
     z = torch.stack(torch.meshgrid(z2, z1, indexing="ij")[::-1], -1).reshape(-1, 2)  # rows of z_2, columns of z_1
     with drawing(model):

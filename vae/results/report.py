@@ -157,7 +157,7 @@ def write_report(
     paths: list[Path], out: Path | None = None, runs: list[int] | None = None, pdf: bool = True, data_root=None
 ) -> list[Path]:
     """The report's folder (see the module's docstring); returns the files written."""
-    from vae.files.writing import write_atomically
+    from vae.files.writing import make_folder, write_atomically
 
     jobs, default = find_jobs(paths)
     out = Path(out or default)
@@ -168,8 +168,7 @@ def write_report(
             f"{', '.join(map(str, sorted(known)))}"
         )
     check_out(out)
-    folder = out / "figures"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(out / "figures", "the report's figures folder", "give a folder you can write with --out")
     (out / MARKER).write_text("written by python -m vae.report; it may overwrite this folder\n")
     for old in folder.iterdir():  # figures of an earlier report (another --runs) would be left behind
         old.unlink()

@@ -60,6 +60,12 @@ def read_overrides(path: Path) -> dict[str, str]:
     return overrides
 
 
+def job_number(folder: Path) -> int | None:
+    """The number a job directory's name starts with (3 for 3_lr=0.001), or None."""
+    prefix = folder.name.partition("_")[0]
+    return int(prefix) if prefix.isdigit() else None
+
+
 def read_job(job_dir: Path) -> Job:
     files = RunFiles(job_dir)
     job = Job(dir=job_dir, num=-1, overrides={}, status="unfinished")  # num: the job number of a sweep
@@ -72,6 +78,8 @@ def read_job(job_dir: Path) -> Job:
             # the keys conf/config.yaml leaves out of job directory names: where the data lives, presets, threads
             excluded = OmegaConf.select(saved, "hydra.job.config.override_dirname.exclude_keys", throw_on_missing=False)
             job.not_swept = tuple(str(key) for key in excluded or ())
+        if job_number(job_dir) is not None:  # its name's: a second sweep's jobs go on from the first's numbers
+            job.num = job_number(job_dir)
         job.history = read_history(files.history)
     except Exception as error:
         return damaged(job, f"{job_dir}: its files do not read ({type(error).__name__})")

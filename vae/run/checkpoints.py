@@ -70,11 +70,23 @@ class CheckpointTags(L.Callback):
 
 
 class RunState(L.Callback):
-    """Saves torch's random state (the VAE's noise eps) with every checkpoint and restores it on
-    resume, so that a resumed run continues exactly as an uninterrupted one would have."""
+    """Saves torch's random states (the VAE's noise eps: the CPU's, and a GPU's or Apple's MPS where the model trains
+    there) with every checkpoint and restores them on resume, so that a resumed run continues exactly as an
+    uninterrupted one would have."""
 
     def state_dict(self) -> dict:
-        return {"torch_rng": torch.get_rng_state()}
+        state = {"torch_rng": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        if torch.backends.mps.is_available():
+            state["mps_rng"] = torch.mps.get_rng_state()
+        return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         torch.set_rng_state(state_dict["torch_rng"])
+        if "cuda_rng" in state_dict and torch.cuda.is_available():
+            devices = min(len(state_dict["cuda_rng"]), torch.cuda.device_count())  # a resume on fewer GPUs
+            for device, state in enumerate(state_dict["cuda_rng"][:devices]):
+                torch.cuda.set_rng_state(state, device)
+        if "mps_rng" in state_dict and torch.backends.mps.is_available():
+            torch.mps.set_rng_state(state_dict["mps_rng"])

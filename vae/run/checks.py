@@ -76,3 +76,17 @@ def check_used(cfg: DictConfig, overrides: list[str], choices: dict) -> None:
         if not any(reference in text for reference in references):
             setting = ", ".join(f"{group}={choices[group]}" for group in ("model", "arch") if group in choices)
             raise UserError(f"{key}={value} has no effect with {setting}: nothing in this run reads {key}; drop it")
+
+
+def check_accelerator(cfg: DictConfig) -> None:
+    """`trainer.accelerator=gpu` on a machine without one is one line here, not Lightning's traceback later."""
+    import torch
+
+    wanted = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    present = {"gpu": cuda or mps, "cuda": cuda, "mps": mps}
+    if not present.get(wanted, True):
+        raise UserError(
+            f"trainer.accelerator={wanted}: this machine has no such device (torch sees none); train on the CPU "
+            "with trainer.accelerator=cpu, or leave it auto (a GPU where there is one)"
+        )

@@ -20,12 +20,13 @@ check_packages): a missing optional extra is one line, not an error deep inside 
 
 import contextlib
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.loggers import MLFlowLogger as LightningMLFlowLogger
+
+from vae.run.lock import file_lock
 
 ImageWriter = Callable[[str, object, int], None]  # write(tag, (height, width, 3) uint8 array, step)
 SQLITE = "sqlite:///"
@@ -136,14 +137,8 @@ class MLFlowLogger(LightningMLFlowLogger):
         if self._lock_file is None:  # a tracking server serialises its clients itself
             yield
             return
-        import fcntl
-
-        fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(self._lock_file):
             yield
-        finally:
-            os.close(fd)  # releases the lock
 
     @property
     def experiment(self):

@@ -22,8 +22,11 @@ from vae.core.targets import build as build_target
 from vae.files.layout import RunFiles
 from vae.files.saved import plain
 from vae.files.schema import flatten, validate
-from vae.run.checks import check_packages, check_used
+from vae.run.checks import check_accelerator, check_packages, check_used
+from vae.run.data_checks import check_against_data
 from vae.run.environment import quiet_lightning, skip_failing_nvml_check
+from vae.run.run_log import held_log
+from vae.run.stores import check_stores
 
 if TYPE_CHECKING:
     import lightning as L
@@ -42,12 +45,17 @@ class Built(NamedTuple):
 log = logging.getLogger("train")
 
 
-def build(cfg: DictConfig) -> Built:
-    """The run's objects as the config describes them. The command line is the user's own: the Trainer's, the
-    loggers' and the callbacks' `_target_`s are built as given (a callback of theirs, say); the data module and the
-    model only from this project's classes (vae/core/targets.py), since they go into checkpoints that others load.
-    The run's own callbacks (checkpoint tags, the optimiser's settings, the data the model starts from) are added
-    here: they are how a run works, not settings."""
+def build_data(cfg: DictConfig):
+    """The data module the config describes (not set up: it reads its files in setup())."""
+    return build_target(plain(cfg.data), "the config's data")
+
+
+def build(cfg: DictConfig, datamodule=None) -> Built:
+    """The run's objects as the config describes them (`datamodule`: one built already). The command line is the
+    user's own: the Trainer's, the loggers' and the callbacks' `_target_`s are built as given (a callback of theirs,
+    say); the data module and the model only from this project's classes (vae/core/targets.py), since they go into
+    checkpoints that others load. The run's own callbacks (checkpoint tags, the optimiser's settings, the data the
+    model starts from) are added here: they are how a run works, not settings."""
     from hydra.utils import instantiate
 
     from vae.run.callbacks import OptimiserSettings, StartFromData
@@ -55,7 +63,7 @@ def build(cfg: DictConfig) -> Built:
     from vae.run.loggers import build_loggers
 
     skip_failing_nvml_check()
-    datamodule = build_target(plain(cfg.data), "the config's data")
+    datamodule = datamodule if datamodule is not None else build_data(cfg)
     model = build_target(plain(cfg.model), "the config's model")
     progress_bar = cfg.trainer.enable_progress_bar
     if progress_bar is None:
@@ -125,6 +133,7 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
     """Trains the run `cfg` describes into its directory `run` (vae/run/run_directory.py); returns its metrics.json."""
     validate(cfg)  # before the slow imports: a bad value fails at once
     check_packages(cfg)  # a logger's missing optional extra too, before the run directory is touched
+    check_stores(cfg)  # and a logger's store that does not open
     if HydraConfig.initialized():
         hydra = HydraConfig.get()
         check_used(cfg, list(hydra.overrides.task), dict(hydra.runtime.choices))
@@ -134,15 +143,19 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
     from vae.run import loggers
 
     quiet_lightning()
+    check_accelerator(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_dir = run.path
     L.seed_everything(cfg.seed, verbose=False)
 
-    datamodule, model, trainer, history = build(cfg)
+    with held_log(run_dir):  # no line of a refused command reaches the run's train.log
+        datamodule = build_data(cfg)
+        datamodule.setup()  # the data is read and checked before the run directory changes
+        check_against_data(cfg, datamodule)
+        checkpoint = run.open(cfg)  # refuses, before writing or building anything, what would damage the directory
+    datamodule, model, trainer, history = build(cfg, datamodule)
     check_launch(trainer, multirun)
-    datamodule.setup()  # the data is read and checked before the run directory changes
-    checkpoint = run.open(cfg)  # refuses, before writing anything, what would damage the directory
     log.info(
         f"run directory: {run_dir} (torch threads: {torch.get_num_threads()})"
         + (f" (resuming from {checkpoint})" if checkpoint else "")
@@ -191,12 +204,10 @@ def finish(cfg: DictConfig, model, datamodule, trainer, run: "RunDirectory", met
     from vae.run.loggers import log_files, log_metrics
 
     run_dir = run.path
-    if cfg.plots.at_end:  # a figure that does not scale is left out with a warning (vae/results/figures.py)
+    model.to(trainer.strategy.root_device)  # Lightning's test leaves the model on the CPU: evaluate where it trained
+    if cfg.plots.at_end and trainer.is_global_zero:  # a figure that does not scale is left out with a warning
         draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
-        if trainer.is_global_zero:
-            log_files(
-                trainer.loggers, RunFiles(run_dir).figures, "figures"
-            )  # MLflow: the run's artifacts figures/*.png
+        log_files(trainer.loggers, RunFiles(run_dir).figures, "figures")  # MLflow: the run's artifacts figures/*.png
     if cfg.eval.enabled and trainer.is_global_zero:  # the best checkpoint (loaded by trainer.test) in nats
         evaluation = evaluate_split(
             model, datamodule, cfg.eval.split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed

@@ -11,7 +11,7 @@ import logging
 
 from vae.core.errors import exit_on_user_error
 from vae.files.schema import EVAL_SETTINGS, validate
-from vae.tools.cli import given, parser
+from vae.tools.cli import add_device, device, given, parser
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -27,6 +27,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--split", help="test or dev: the images it evaluates")
     p.add_argument("--chunk-size", type=int, metavar="N", help="(image, sample) pairs per decoder pass: bounds memory")
+    add_device(p)
     args = p.parse_args(argv)
     validate(
         {"eval": given(args, EVAL_SETTINGS)}
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     from vae.maths.evaluation import evaluate_split, summary
     from vae.run.run_directory import RunDirectory
 
-    run = load_run(args.run)
+    run = load_run(args.run, device(args.device))
     check_writable(  # before the evaluation, which can take long
         run.dir, "metrics.json into", "copy the run (cp -r) to a folder you can write and evaluate the copy"
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 from vae.core.errors import exit_on_user_error
 from vae.files.schema import PLOT_SETTINGS as SETTINGS
 from vae.files.schema import validate
-from vae.tools.cli import given, parser
+from vae.tools.cli import add_device, device, given, parser
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -43,6 +43,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         "file other than best.ckpt, <run dir>/figures-<its name>)",
     )
     p.add_argument("--data-root", metavar="DIR", help="folder holding MNIST/raw/, if not where the run found it")
+    add_device(p)
     args = p.parse_args(argv)
     validate(
         {"plots": given(args, (*SETTINGS, "pdf"))}
@@ -55,17 +56,17 @@ def main(argv: list[str] | None = None) -> list[Path]:
     args = arguments(argv)
     from vae.files.layout import RunFiles
     from vae.files.saved import load_run
-    from vae.files.writing import check_writable
+    from vae.files.writing import make_folder
     from vae.results.figures import draw_all
 
-    run = load_run(args.run)
+    run = load_run(args.run, device(args.device))
     plots = {**run.cfg.plots, **given(args, (*SETTINGS, "pdf"))}
     out = args.out
     files = RunFiles(run.dir)
     if out is None and Path(args.run).is_file() and run.checkpoint.name != files.best.name:
         out = run.dir / f"figures-{run.checkpoint.stem}"  # figures/ keeps the best checkpoint's
     out = Path(out or files.figures)
-    check_writable(out, "the figures into", "give a folder you can write: --out <folder>")
+    make_folder(out, "the figures folder", "give a folder you can write: --out <folder>")
     datamodule = run.datamodule(root=args.data_root)
     paths = draw_all(run.model, datamodule, run.dir, run.cfg.seed, plots, out=out)
     print(f"{run.checkpoint} -> {out}: {', '.join(p.name for p in paths)}")
