@@ -130,7 +130,7 @@ def test_the_derived_tables_are_as_before():
     assert checks.MODEL_PARTS == {"arch", "likelihood", "optimizer", "prior"}
     assert report_settings.KNOBS == tuple("latent_dim width depth lr batch_size epochs seed gradient_clip_val".split())
     assert report_settings.MODEL_KNOBS == ("beta", "kl_warmup_epochs", "iwae.k")
-    assert report_settings.GROUPS == ("data", "model", "prior", "arch", "likelihood", "optimizer")
+    assert report_settings.GROUPS == ("data", "model", "prior", "arch", "likelihood", "optimizer", "variant")
     assert report_settings.NOT_SETTINGS == set(
         "data.root data.download data.eval_batch_size data.dataset optimizer.lr".split()
     )

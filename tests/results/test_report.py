@@ -62,7 +62,7 @@ def test_report_tables_equal_the_runs_metrics(report):
     for job in job_dirs(sweep_dir)[:4]:
         metrics = json.loads((job / "metrics.json").read_text())
         cells = table_rows[job.name.split("_")[0]]
-        # run, model, latent_dim, parameters, epochs, val loss/rec/KL, test loss/rec/KL, log p(x), fit (s)
+        # run, model, latent_dim, parameters, epochs, val loss/rec/KL, test loss/rec/KL, log p(x), generation, fit (s)
         assert cells[3] == f"{metrics['parameters']:,}".replace(",", "{,}") and cells[4] == str(metrics["epochs"])
         assert cells[5:8] == [tex_number(metrics[f"val/{term}"]) if f"val/{term}" in metrics else "--"
                               for term in ("loss", "rec", "kl")]  # fmt: skip
@@ -70,9 +70,12 @@ def test_report_tables_equal_the_runs_metrics(report):
                                for term in ("loss", "rec", "kl")]  # fmt: skip
         ll = metrics.get("test/log_likelihood")  # an auto-encoder has none
         assert cells[11] == (tex_number(ll) if ll is not None else "--") and (ll is None) == ("model=ae" in job.name)
-        assert cells[12] == f"{metrics['fit_seconds']:.0f}"
+        generation = [("gen/fid_means", 1), ("gen/fid_samples", 1), ("gen/precision_samples", 2)]
+        generation += [("gen/recall_samples", 2), ("gen/class_entropy_bits", 2)]
+        assert cells[12:17] == [f"{metrics[key]:.{digits}f}" for key, digits in generation]  # the pictures' measures
+        assert cells[17] == f"{metrics['fit_seconds']:.0f}"
     failed = table_rows["4"]
-    assert failed[-1] == r"\multicolumn{10}{l}{\emph{failed}}"
+    assert failed[-1] == r"\multicolumn{15}{l}{\emph{failed}}"
     assert latex_escape(HOSTILE) in failed  # the swept value, escaped
     assert latex_escape(HOSTILE) == r"50\%\_a\&b\#c\$d\textasciitilde{}e\^{}f\textbackslash{}g\{h\}"
     # the settings every run shares, once; what differs (model, latent_dim) is a column instead
@@ -85,7 +88,7 @@ def test_report_tables_equal_the_runs_metrics(report):
 def test_report_figures_and_captions(report):
     _, out, written = report
     figures = sorted(path.name for path in (out / "figures").iterdir())
-    per_run = {"samples", "reconstructions", "latent", "interpolation", "learning_curves"}
+    per_run = {"samples", "reconstructions", "latent", "interpolation", "learning_curves", "digits"}
     assert figures == sorted(
         [f"run1-{name}.pdf" for name in per_run]  # latent 3: no manifold
         + [f"run2-{name}.pdf" for name in per_run | {"manifold"}]

@@ -130,6 +130,8 @@ KEYS: dict[str, Key] = {
     "eval.chunk_size": Key(
         positive_int, "a positive integer ((image, sample) pairs per decoder pass)", resume=True, code=True, tool=True
     ),
+    "eval.generation.enabled": Key(boolean, TRUE_OR_FALSE, resume=True, code=True),
+    "eval.generation.n": Key(positive_int, "a positive integer (images drawn from the model)", resume=True, code=True),
     "eval.*": Key(resume=True, code=True),  # and an evaluation setting of another version's run
     "paths.output_dir": Key(code=True),
     # conf/data/: the data module; where the data lies may change, what it is may not
@@ -205,6 +207,7 @@ GROUPS: dict[str, Group] = {  # in the order of conf/config.yaml's defaults
     "callbacks": Group(),
     "sweep": Group(),  # presets of a sweep: values a resume would otherwise take in silence (epochs=10)
     "hparams_search": Group(),
+    "variant": Group(setting=EVERY_RUN),  # a change of the lab's model (conf/variant/), swept by sweep=generation
 }
 
 

@@ -35,11 +35,15 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch.distributions import Normal
 
-from vae.core.errors import in_brief
+from vae.core.errors import Damaged, in_brief
+from vae.data.classes import CLASS_NAMES
 from vae.files.history import read_history
 from vae.files.layout import RunFiles
+from vae.files.metrics import read_metrics
 from vae.files.schema import PLOT_SETTINGS, validate
 from vae.results.drawing import figure, focus, save, show, tile
+from vae.results.generation_figure import NAME as DIGITS
+from vae.results.generation_figure import digits
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +54,6 @@ SIZES = {  # inches, at vae/results/drawing.py's DPI
     "manifold": (8, 8.4),
     "interpolation": (10, 7),
     "learning_curves": (12, 4),
-}
-CLASS_NAMES = {  # data.dataset -> (what a label is, the ten names)
-    "mnist": ("digit", [str(d) for d in range(10)]),
-    "fashion_mnist": (
-        "class",
-        ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"],
-    ),
 }
 
 
@@ -356,18 +353,32 @@ def figures(model, datamodule, history: list[dict] | None, seed: int, plots) -> 
     return drawn
 
 
-def draw_all(model, datamodule, run_dir: str | Path, seed: int, plots, out: str | Path | None = None) -> list[Path]:
-    """Writes every figure to <out or run_dir/figures>/<name>.png (and .pdf when plots.pdf); returns the paths."""
+def draw_all(
+    model, datamodule, run_dir: str | Path, seed: int, plots, out: str | Path | None = None, digits_too: bool = True
+) -> list[Path]:
+    """Writes every figure to <out or run_dir/figures>/<name>.png (and .pdf when plots.pdf); returns the paths.
+    `digits_too`: also the digits the run's metrics.json says the model generates (its best checkpoint's)."""
     run_dir = Path(run_dir)
     out = Path(out) if out else RunFiles(run_dir).figures
     out.mkdir(parents=True, exist_ok=True)
     history = read_history(RunFiles(run_dir).history)  # [] when there is none
+    drawn = figures(model, datamodule, history, seed, plots)
+    measured = digits(metrics_or_none(run_dir), datamodule.dataset, model.describe()) if digits_too else None
+    if measured is not None:
+        drawn[DIGITS] = measured
     paths = []
-    for name, fig in figures(model, datamodule, history, seed, plots).items():
+    for name, fig in drawn.items():
         for suffix in (".png", ".pdf") if plots.get("pdf") else (".png",):
             paths.append(save(fig, out / f"{name}{suffix}"))
     log.info(f"figures: {out} ({', '.join(sorted({p.stem for p in paths}))})")
     return paths
+
+
+def metrics_or_none(run_dir: Path) -> dict:
+    try:
+        return read_metrics(run_dir)
+    except Damaged:
+        return {}
 
 
 def to_rgb(fig: Figure) -> np.ndarray:

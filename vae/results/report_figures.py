@@ -113,6 +113,8 @@ def run_figures(job: Job, jobs: list[Job], keys: list[str], folder: Path, data_r
     from vae.files.saved import load_run
     from vae.results.drawing import save
     from vae.results.figures import figures, warmup_epochs
+    from vae.results.generation_figure import NAME as DIGITS
+    from vae.results.generation_figure import digits
 
     run = load_run(job.dir)
     plots = run.cfg.plots
@@ -125,7 +127,12 @@ def run_figures(job: Job, jobs: list[Job], keys: list[str], folder: Path, data_r
         drawn, n_dev = None, 0
     else:
         drawn, n_dev = figures(run.model, datamodule, history, run.cfg.seed, plots), len(datamodule.splits["dev"][0])
+        measured = digits(job.metrics, datamodule.dataset, run.model.describe())  # from metrics.json
+        if measured is not None:
+            drawn[DIGITS] = measured
     words = captions(run.model, plots, n_dev, warmup_epochs(history, run.model))
+    if DIGITS in (drawn or {}) or (drawn is None and "gen/class_histogram" in job.metrics):
+        words[DIGITS] = digits_caption(job.metrics)
     facts = run_facts(run.model, job, jobs, keys)
     found = []
     for name, caption in words.items():
@@ -142,3 +149,14 @@ def run_figures(job: Job, jobs: list[Job], keys: list[str], folder: Path, data_r
             shutil.copyfile(saved, folder / file)
         found.append(LatexFigure([(file, WIDTHS.get(name, 1.0))], f"{facts} {caption}"))
     return found
+
+
+def digits_caption(metrics: dict) -> str:
+    rare = metrics.get("gen/rare_classes") or []
+    rarely = f" It rarely makes {', '.join(map(str, rare))}." if rare else ""
+    n = f"{metrics.get('gen/n', 0):,}".replace(",", "{,}")  # 10{,}000: LaTeX's thousands separator
+    return (
+        f"The classes the feature classifier gives {n} samples $x \\sim p(x \\mid z)$ of the "
+        "model (left bars) beside those it gives the test set (grey); dotted: all ten evenly. Entropy of the samples' "
+        f"classes: {metrics.get('gen/class_entropy_bits', float('nan')):.2f} bits of $\\log_2 10 = 3.32$.{rarely}"
+    )

@@ -54,8 +54,48 @@ def columns(jobs: list[Job], test_terms: bool = False) -> list[Column]:
         cols += [Column("test rec", "rec", loss("test/rec"), "test"), Column("test KL", "KL", loss("test/kl"), "test")]
     if any("test/log_likelihood" in job.metrics for job in jobs):
         cols.append(Column("test log p(x)", r"$\log p(x)$", loss("test/log_likelihood"), "test"))
+    cols += generation_columns(jobs)
     cols.append(Column("fit time (s)", "fit (s)", seconds))
     return cols
+
+
+def measured(key: str, digits: int):
+    def cell(job: Job) -> str:
+        value = number(job.metrics.get(key))
+        return "" if value is None or job.status in ("failed", "damaged") else f"{value:.{digits}f}"
+
+    return cell
+
+
+def generation_columns(jobs: list[Job]) -> list[Column]:
+    """How good the generated pictures are (vae/maths/generation.py), where a run measured it."""
+    if not any("gen/fid_means" in job.metrics for job in jobs):
+        return []
+    return [
+        Column("FID means", "FID means", measured("gen/fid_means", 1), "generation"),
+        Column("FID samples", "FID samples", measured("gen/fid_samples", 1), "generation"),
+        Column("precision", "precision", measured("gen/precision_samples", 2), "generation"),
+        Column("recall", "recall", measured("gen/recall_samples", 2), "generation"),
+        Column("digits (bits)", "digits (bits)", measured("gen/class_entropy_bits", 2), "generation"),
+    ]
+
+
+def generation_note(jobs: list[Job]) -> str:
+    """What the generation columns measure, with their scale: N, the features, the split and the floor."""
+    runs = [job.metrics for job in jobs if number(job.metrics.get("gen/fid_means")) is not None]
+    if not runs:
+        return ""
+    floors = sorted({round(m["gen/fid_floor"], 2) for m in runs if number(m.get("gen/fid_floor")) is not None})
+    sizes = sorted({int(m["gen/n"]) for m in runs if number(m.get("gen/n")) is not None})
+    accuracy = min(m.get("gen/classifier_accuracy", 0) for m in runs)
+    return (
+        f"Generation: the Fréchet distance (FID) in the penultimate features of the project's MNIST classifier (test "
+        f"accuracy {accuracy:.4f}) between N = {', '.join(f'{n:,}' for n in sizes)} draws of the model (decoder means, "
+        f"and samples x ~ p(x | z)) and the test set; its floor, N training images against the test set, is "
+        f"{' to '.join(f'{f:g}' for f in floors)} (a perfect generator). Precision and recall of the samples "
+        "(Kynkäänniemi et al., 2019, k = 3); digits: the entropy of the classes the classifier gives the samples "
+        "(log2 10 = 3.32 bits is all ten evenly)."
+    )
 
 
 def markdown(jobs: list[Job], sweep_dir: Path) -> str:
@@ -82,6 +122,8 @@ def markdown(jobs: list[Job], sweep_dir: Path) -> str:
     for job in ranked(jobs):
         cells = [str(job.num), *values[id(job)].values(), *(col.value(job) or "-" for col in cols)]
         lines.append("| " + " | ".join(cells) + " |")
+    if generation_note(jobs):
+        lines += ["", generation_note(jobs)]
     failed = [job for job in ranked(jobs) if job.status in ("failed", "damaged", "diverged")]
     if failed:
         lines += ["", "Failed, damaged and diverged runs:", ""]
@@ -206,7 +248,7 @@ def latex(jobs: list[Job], sweep_dir: Path, test_terms: bool = False, caption: s
     lines += [
         r"\bottomrule",
         r"\end{tabular}}",
-        r"\caption{" + caption + "}",
+        r"\caption{" + caption + (" " + latex_escape(generation_note(jobs)) if generation_note(jobs) else "") + "}",
         r"\label{tab:comparison}",
         r"\end{table}",
     ]

@@ -197,22 +197,33 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
 
 
 def finish(cfg: DictConfig, model, datamodule, trainer, run: "RunDirectory", metrics: dict) -> None:
-    """After training: figures/ (into the loggers that keep files too) and the evaluation in nats, which adds to
-    metrics.json and goes to every logger."""
+    """After training, on the best checkpoint's weights: the evaluation in nats and the generated pictures' measures,
+    each added to metrics.json and sent to every logger as soon as it is done, then figures/ (into the loggers that
+    keep files too)."""
     from vae.maths.evaluation import evaluate_split, scalars, summary  # imported once needed: training starts sooner
+    from vae.maths.generation import summary_lines
     from vae.results.figures import draw_all
+    from vae.run import generation
     from vae.run.loggers import log_files, log_metrics
 
     run_dir = run.path
     model.to(trainer.strategy.root_device)  # Lightning's test leaves the model on the CPU: evaluate where it trained
-    if cfg.plots.at_end and trainer.is_global_zero:  # a figure that does not scale is left out with a warning
+    if not trainer.is_global_zero:  # with DDP, rank zero evaluates and draws
+        return
+
+    def record(measured: dict, lines: str) -> None:
+        metrics.update(measured)
+        log_metrics(trainer.loggers, scalars(measured), step=trainer.global_step)
+        log.info(lines)
+        run.write_metrics(metrics)
+
+    if cfg.eval.enabled:
+        split = cfg.eval.split
+        evaluation = evaluate_split(model, datamodule, split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed)
+        record(evaluation, summary(evaluation, split, len(datamodule.splits[split][0])))
+    if generation.enabled(cfg):  # how good the generated pictures are
+        measured = generation.measure_generation(model, datamodule, cfg.eval.generation.n, cfg.seed)
+        record(measured, "\n".join(summary_lines(measured)))
+    if cfg.plots.at_end:  # a figure that does not scale is left out with a warning (vae/results/figures.py)
         draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
         log_files(trainer.loggers, RunFiles(run_dir).figures, "figures")  # MLflow: the run's artifacts figures/*.png
-    if cfg.eval.enabled and trainer.is_global_zero:  # the best checkpoint (loaded by trainer.test) in nats
-        evaluation = evaluate_split(
-            model, datamodule, cfg.eval.split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed
-        )
-        metrics.update(evaluation)
-        log_metrics(trainer.loggers, scalars(evaluation), step=trainer.global_step)
-        log.info(summary(evaluation, cfg.eval.split, len(datamodule.splits[cfg.eval.split][0])))
-        run.write_metrics(metrics)

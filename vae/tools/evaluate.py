@@ -4,14 +4,19 @@ or on the dev split, from its directory or a checkpoint; the numbers are merged 
     python -m vae.evaluate outputs/2026-11-29/12-00-00                       # the run's eval settings
     python -m vae.evaluate outputs/2026-11-29/12-00-00 --iw-samples 5000     # reference results
     python -m vae.evaluate outputs/2026-11-29/12-00-00/checkpoints/last.ckpt --split dev
+    python -m vae.evaluate outputs/2026-11-29/12-00-00 --generation          # how good its pictures are instead
 """
 
 import argparse
 import logging
 
+from omegaconf import OmegaConf
+
 from vae.core.errors import exit_on_user_error
 from vae.files.schema import EVAL_SETTINGS, validate
 from vae.tools.cli import add_device, device, given, parser
+
+DEFAULT_N = 10000  # conf/config.yaml's eval.generation.n, for a run written before it existed
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -27,11 +32,16 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--split", help="test or dev: the images it evaluates")
     p.add_argument("--chunk-size", type=int, metavar="N", help="(image, sample) pairs per decoder pass: bounds memory")
+    p.add_argument(
+        "--generation",
+        action="store_true",
+        help="measure the generated pictures instead (FID, precision/recall, digits: eval.generation.*)",
+    )
+    p.add_argument("--n", type=int, metavar="N", help="with --generation: images drawn (default: eval.generation.n)")
     add_device(p)
     args = p.parse_args(argv)
-    validate(
-        {"eval": given(args, EVAL_SETTINGS)}
-    )  # the rules train.py checks eval.* with (vae/files/schema.py), before loading anything
+    # the rules train.py checks eval.* with (vae/files/schema.py), before loading anything
+    validate({"eval": {**given(args, EVAL_SETTINGS), **({"generation": {"n": args.n}} if args.n is not None else {})}})
     return args
 
 
@@ -42,19 +52,35 @@ def main(argv: list[str] | None = None) -> dict:
     from vae.files.metrics import update_metrics
     from vae.files.saved import load_run
     from vae.files.writing import check_writable
-    from vae.maths.evaluation import evaluate_split, summary
     from vae.run.run_directory import RunDirectory
 
     run = load_run(args.run, device(args.device))
     check_writable(  # before the evaluation, which can take long
         run.dir, "metrics.json into", "copy the run (cp -r) to a folder you can write and evaluate the copy"
     )
-    settings = {**{key: run.cfg.eval[key] for key in EVAL_SETTINGS}, **given(args, EVAL_SETTINGS)}
     with RunDirectory(run.dir):  # not while train.py trains into it, nor beside another evaluation
         datamodule = run.datamodule()
-        metrics = evaluate_split(run.model, datamodule, seed=run.cfg.seed, **settings)
-        print(summary(metrics, settings["split"], len(datamodule.splits[settings["split"]][0])))
+        metrics = generation(run, datamodule, args) if args.generation else likelihood(run, datamodule, args)
         print(f"-> {update_metrics(run.dir, metrics)}")
+    return metrics
+
+
+def likelihood(run, datamodule, args) -> dict:
+    from vae.maths.evaluation import evaluate_split, summary
+
+    settings = {**{key: run.cfg.eval[key] for key in EVAL_SETTINGS}, **given(args, EVAL_SETTINGS)}
+    metrics = evaluate_split(run.model, datamodule, seed=run.cfg.seed, **settings)
+    print(summary(metrics, settings["split"], len(datamodule.splits[settings["split"]][0])))
+    return metrics
+
+
+def generation(run, datamodule, args) -> dict:
+    from vae.maths.generation import summary_lines
+    from vae.run.generation import measure_generation
+
+    n = args.n or OmegaConf.select(run.cfg, "eval.generation.n", default=None) or DEFAULT_N
+    metrics = measure_generation(run.model, datamodule, n, run.cfg.seed)
+    print("\n".join(summary_lines(metrics)))
     return metrics
 
 

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     out = Path(out or files.figures)
     make_folder(out, "the figures folder", "give a folder you can write: --out <folder>")
     datamodule = run.datamodule(root=args.data_root)
-    paths = draw_all(run.model, datamodule, run.dir, run.cfg.seed, plots, out=out)
+    best = run.checkpoint.name == files.best.name  # metrics.json's digits are the best checkpoint's
+    paths = draw_all(run.model, datamodule, run.dir, run.cfg.seed, plots, out=out, digits_too=best)
     print(f"{run.checkpoint} -> {out}: {', '.join(p.name for p in paths)}")
     return paths
 
