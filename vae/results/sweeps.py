@@ -78,8 +78,8 @@ def read_job(job_dir: Path) -> Job:
             # the keys conf/config.yaml leaves out of job directory names: where the data lives, presets, threads
             excluded = OmegaConf.select(saved, "hydra.job.config.override_dirname.exclude_keys", throw_on_missing=False)
             job.not_swept = tuple(str(key) for key in excluded or ())
-        if job_number(job_dir) is not None:  # its name's: a second sweep's jobs go on from the first's numbers
-            job.num = job_number(job_dir)
+        named = job_number(job_dir)  # its name's: a second sweep's jobs go on from the first's numbers
+        job.num = named if named is not None else job.num
         job.history = read_history(files.history)
     except Exception as error:
         return damaged(job, f"{job_dir}: its files do not read ({type(error).__name__})")

@@ -122,8 +122,8 @@ def markdown(jobs: list[Job], sweep_dir: Path) -> str:
     for job in ranked(jobs):
         cells = [str(job.num), *values[id(job)].values(), *(col.value(job) or "-" for col in cols)]
         lines.append("| " + " | ".join(cells) + " |")
-    if generation_note(jobs):
-        lines += ["", generation_note(jobs)]
+    if note := generation_note(jobs):
+        lines += ["", note]
     failed = [job for job in ranked(jobs) if job.status in ("failed", "damaged", "diverged")]
     if failed:
         lines += ["", "Failed, damaged and diverged runs:", ""]
@@ -248,7 +248,7 @@ def latex(jobs: list[Job], sweep_dir: Path, test_terms: bool = False, caption: s
     lines += [
         r"\bottomrule",
         r"\end{tabular}}",
-        r"\caption{" + caption + (" " + latex_escape(generation_note(jobs)) if generation_note(jobs) else "") + "}",
+        r"\caption{" + " ".join(filter(None, [caption, latex_escape(generation_note(jobs))])) + "}",
         r"\label{tab:comparison}",
         r"\end{table}",
     ]

@@ -13,10 +13,8 @@ import logging
 from omegaconf import OmegaConf
 
 from vae.core.errors import exit_on_user_error
-from vae.files.schema import EVAL_SETTINGS, validate
+from vae.files.schema import CONF_DIR, EVAL_SETTINGS, validate
 from vae.tools.cli import add_device, device, given, parser
-
-DEFAULT_N = 10000  # conf/config.yaml's eval.generation.n, for a run written before it existed
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -78,7 +76,8 @@ def generation(run, datamodule, args) -> dict:
     from vae.maths.generation import summary_lines
     from vae.run.generation import measure_generation
 
-    n = args.n or OmegaConf.select(run.cfg, "eval.generation.n", default=None) or DEFAULT_N
+    default = OmegaConf.load(CONF_DIR / "config.yaml").eval.generation.n  # for a run written before the key
+    n = args.n or OmegaConf.select(run.cfg, "eval.generation.n", default=None) or default
     metrics = measure_generation(run.model, datamodule, n, run.cfg.seed)
     print("\n".join(summary_lines(metrics)))
     return metrics
