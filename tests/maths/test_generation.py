@@ -13,6 +13,7 @@ from torch import nn
 
 from helpers import make_model
 from vae.maths.generation import (
+    NEIGHBOURS,
     Reference,
     class_histogram,
     entropy_bits,
@@ -139,6 +140,8 @@ def test_precision_recall_match_a_brute_force_count(k):
     points = real.double().numpy()
     brute_radii = [np.sort(np.linalg.norm(points - p, axis=1))[k] for p in points]
     assert knn_radii(real, k, chunk=7).double().numpy() == pytest.approx(brute_radii, rel=1e-5)
+    given = torch.tensor(brute_radii, dtype=torch.float32) ** 2  # the real radii computed once, as a Reference holds
+    assert precision_recall(real, fake, k=k, chunk=7, real_squared_radii=given) == pytest.approx(expected, abs=1e-12)
 
 
 def clusters(which, per_cluster: int, seed: int) -> torch.Tensor:
@@ -227,8 +230,11 @@ class StandInClassifier(nn.Module):
         self.modes.add(self.training)
         return torch.tanh((x.flatten(1) - 0.3) @ self.project)
 
+    def logits(self, features):
+        return features @ self.head
+
     def forward(self, x):
-        return self.features(x) @ self.head
+        return self.logits(self.features(x))
 
 
 def images(n: int, seed: int) -> torch.Tensor:
@@ -257,6 +263,13 @@ def test_the_reference_holds_the_test_set_and_the_floor_of_n_training_images():
     chosen = torch.randperm(120, generator=generator(4))[:60]
     floor = frechet_distance(classifier.features(x_train[chosen]), test_features)
     assert reference.fid_floor == pytest.approx(floor, rel=1e-5)
+    points = test_features.double().numpy()  # each test point's squared distance to its 3rd neighbour, by brute force
+    brute = [np.sort(((points - p) ** 2).sum(1))[NEIGHBOURS] for p in points]
+    assert reference.squared_radii.double().numpy() == pytest.approx(brute, rel=1e-4)
+    assert math.isnan(reference.accuracy)  # no labels given
+    labels = torch.randint(0, 10, (80,), generator=generator(5))
+    labelled = reference_of(classifier, x_test, x_train, n=60, seed=4, batch_size=32, y_test=labels)
+    assert labelled.accuracy == int((classifier(x_test).argmax(1) == labels).sum()) / 80
     everything = reference_of(classifier, x_test, x_test, n=1000, seed=0)  # n above the images: all of them
     assert everything.n == 80 and abs(everything.fid_floor) < 1e-6
 
@@ -270,6 +283,7 @@ def test_the_reference_round_trips_through_a_weights_only_load():
     for name in ("features", "mean", "covariance", "histogram"):
         assert torch.equal(getattr(loaded, name), getattr(reference, name))
     assert (loaded.fid_floor, loaded.n) == (reference.fid_floor, reference.n)
+    assert torch.equal(loaded.squared_radii, reference.squared_radii) and math.isnan(loaded.accuracy)
 
 
 @pytest.fixture(scope="module")

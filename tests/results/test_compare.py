@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,7 +14,8 @@ from hydra import compose, initialize_config_dir
 from helpers import CONF, NO_FIGURES, ROOT, job_dirs, run_train, table
 from vae.core.errors import UserError
 from vae.results.comparison import write_comparison
-from vae.results.sweeps import collect
+from vae.results.sweeps import Job, collect
+from vae.results.tables import generation_note
 from vae.tools.compare import main as compare_main
 
 FIGURES = ["val_curves.png", "val_rec_curves.png", "val_kl_curves.png", "samples_by_run.png"]
@@ -202,3 +204,20 @@ def test_presets_cover_the_issue():
     assert slurm.hydra.launcher._target_.endswith("SlurmLauncher") and slurm.hydra.launcher.partition == "gpu"
     assert {"timeout_min", "gpus_per_node", "tasks_per_node"} <= set(slurm.hydra.launcher)
     assert ddp.trainer.strategy == "ddp" and ddp.trainer.devices == 2
+
+
+def generation_job(num: int, floor: float, accuracy: float) -> Job:
+    metrics = {"gen/fid_means": 50.0, "gen/fid_floor": floor, "gen/n": 10000, "gen/classifier_accuracy": accuracy}
+    return Job(dir=Path(f"/runs/{num}"), num=num, overrides={}, status="completed", metrics=metrics)
+
+
+def test_the_generation_note_gives_the_floor_and_accuracy_once_or_as_a_span():
+    same = generation_note([generation_job(0, 0.2963, 0.9928), generation_job(1, 0.2963, 0.9928)])
+    assert "test accuracy 0.9928)" in same and "is 0.30 (a perfect generator)" in same
+    assert "N = 10,000" in same and "binarised" not in same
+    # a run on binarised test images: its own floor and accuracy, stated as a span from the lowest to the highest
+    mixed = generation_note(
+        [generation_job(0, 0.2963, 0.9928), generation_job(1, 4.29, 0.9726), generation_job(2, 1.0, 0.98)]
+    )
+    assert "test accuracy 0.9726 to 0.9928" in mixed and "is 0.30 to 4.29" in mixed and "binarised" in mixed
+    assert generation_note([Job(dir=Path("/runs/0"), num=0, overrides={}, status="completed")]) == ""

@@ -5,6 +5,7 @@ download and on 28 x 28 images.
     classifier = train_classifier(x_train, y_train)     # seeded, deterministic on the CPU, about a minute
     accuracy(classifier, x_test, y_test)                # 0.993 on MNIST
     classifier.features(x)                              # (B, feature_dim): the penultimate activations
+    classifier.logits(features)                         # (B, 10): the logits of those features
 
 Training draws from its own torch.Generator (the initial weights, the order of the images, their shifts), so it
 neither depends on nor changes torch's global random state: a run that trains the classifier, or finds it cached,
@@ -63,9 +64,14 @@ class DigitClassifier(nn.Module):
         """The penultimate activations, (B, feature_dim)."""
         return self.body(x)
 
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The logits (B, 10) of features (B, feature_dim): what the features' users classify with, without a
+        second pass through the convolutions."""
+        return self.head(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The logits, (B, 10)."""
-        return self.head(self.body(x))
+        return self.logits(self.body(x))
 
 
 def block(in_channels: int, out_channels: int, size: int) -> list[nn.Module]:

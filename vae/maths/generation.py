@@ -1,7 +1,7 @@
 """How good a model's generated pictures are, measured in the features of a small MNIST classifier (issue #23).
 
-The classifier is any module that answers `features(x) -> (B, d)` (its penultimate layer) and `forward(x) -> (B, 10)`
-(logits), x of shape (B, 1, 28, 28) in [0, 1] (vae/maths/classifier.py's DigitClassifier is one). n draws z from
+The classifier is any module that answers `features(x) -> (B, d)` (its penultimate layer) and `logits(features) ->
+(B, 10)`, x of shape (B, 1, 28, 28) in [0, 1] (vae/maths/classifier.py's DigitClassifier is one). n draws z from
 the model's `sampling_prior` are decoded two ways, as the samples figure does (vae/results/figures.py): the decoder
 means E[x | z] and samples x ~ p(x | z); each set of pictures is compared with the test set:
 
@@ -118,7 +118,11 @@ def knn_radii(points: torch.Tensor, k: int = NEIGHBOURS, chunk: int = CHUNK) -> 
 
 
 def precision_recall(
-    real: torch.Tensor, fake: torch.Tensor, k: int = NEIGHBOURS, chunk: int = CHUNK
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    k: int = NEIGHBOURS,
+    chunk: int = CHUNK,
+    real_squared_radii: torch.Tensor | None = None,
 ) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al., 2019, eq. 1-2) of fake points (M, d) against real (N, d).
 
@@ -127,10 +131,12 @@ def precision_recall(
         recall    = (1/N) sum_i [ exists j: ||real_i - fake_j|| <= r_j(fake) ]
 
     Compared squared (the same order); the fake-to-real distances are computed once, `chunk` fake rows at a time,
-    and serve both.
+    and serve both. `real_squared_radii`: the r_i(real)² of these real points and k, computed once (a Reference
+    holds them) rather than at every call.
     """
     real, fake = real.detach().float(), fake.detach().float().to(real.device)
-    real_radii, fake_radii = _squared_radii(real, k, chunk), _squared_radii(fake, k, chunk)
+    real_radii = _squared_radii(real, k, chunk) if real_squared_radii is None else real_squared_radii.to(real.device)
+    fake_radii = _squared_radii(fake, k, chunk)
     real_norms = (real * real).sum(1)
     realistic = torch.zeros(len(fake), dtype=torch.bool, device=real.device)
     covered = torch.zeros(len(real), dtype=torch.bool, device=real.device)
@@ -156,7 +162,7 @@ def entropy_bits(histogram: torch.Tensor) -> float:
     """H = -sum_c p_c log2 p_c (0 log 0 = 0): log2 C bits when the C classes are equally frequent, 0 for one class."""
     p = torch.as_tensor(histogram, dtype=torch.float64)
     p = p[p > 0]
-    return float(-(p * torch.log2(p)).sum())
+    return float(-(p * torch.log2(p)).sum()) + 0.0  # + 0.0: one class gives 0.0, not -0.0
 
 
 def rare_classes(histogram: torch.Tensor, below: float = 0.5) -> list[int]:
@@ -185,9 +191,10 @@ def _through(classifier, x: torch.Tensor, batch_size: int, classify: bool) -> tu
     try:
         for start in range(0, len(x), batch_size):
             batch = x[start : start + batch_size].to(device=device, dtype=torch.float32)
-            features.append(classifier.features(batch).float().cpu())
-            if classify:
-                classes.append(classifier(batch).argmax(-1).cpu())
+            hidden = classifier.features(batch)
+            features.append(hidden.float().cpu())
+            if classify:  # the logits from the same features: the convolutions run once
+                classes.append(classifier.logits(hidden).argmax(-1).cpu())
     finally:
         classifier.train(was_training)
     return torch.cat(features), torch.cat(classes) if classify else None
@@ -208,7 +215,10 @@ class Reference:
 
     features     (N_test, d) float32: the test set's classifier features (precision and recall need the points)
     mean, covariance  (d,), (d, d) float64: their moments (the Fréchet distance needs only these)
+    squared_radii  (N_test,) float32: each test feature's squared distance to its NEIGHBOURS-th nearest neighbour
+                 (precision needs them)
     histogram    (10,) float64: the test set's classes, as the classifier predicts them
+    accuracy     the classifier's accuracy on these test images (nan when no labels were given)
     fid_floor    the Fréchet distance of n training images to the test set: what a generator that draws
                  real digits scores with n pictures (the distance's bias at finite n, and the train/test gap)
     n            how many training images `fid_floor` used
@@ -217,7 +227,9 @@ class Reference:
     features: torch.Tensor
     mean: torch.Tensor
     covariance: torch.Tensor
+    squared_radii: torch.Tensor
     histogram: torch.Tensor
+    accuracy: float
     fid_floor: float
     n: int
 
@@ -231,18 +243,28 @@ class Reference:
             features=d["features"],
             mean=d["mean"],
             covariance=d["covariance"],
+            squared_radii=d["squared_radii"],
             histogram=d["histogram"],
+            accuracy=float(d["accuracy"]),
             fid_floor=float(d["fid_floor"]),
             n=int(d["n"]),
         )
 
 
 def reference_of(
-    classifier, x_test: torch.Tensor, x_train: torch.Tensor, n: int, seed: int, batch_size: int = 1000
+    classifier,
+    x_test: torch.Tensor,
+    x_train: torch.Tensor,
+    n: int,
+    seed: int,
+    batch_size: int = 1000,
+    y_test: torch.Tensor | None = None,
 ) -> Reference:
-    """The test set's features, moments and class histogram, and the Fréchet distance of n training images (drawn
-    without replacement by a generator seeded with `seed`; all of them when n > len(x_train)) to the test set."""
+    """The test set's features, moments, class histogram and, given its labels y_test, the classifier's accuracy on
+    it (from the same pass), and the Fréchet distance of n training images (drawn without replacement by a generator
+    seeded with `seed`; all of them when n > len(x_train)) to the test set."""
     features, classes = features_of(classifier, x_test, batch_size)
+    accuracy = math.nan if y_test is None else int((classes == y_test.to(classes.device)).sum()) / len(classes)
     mean, covariance = moments(features)
     n = min(n, len(x_train))
     chosen = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed))[:n]
@@ -251,7 +273,9 @@ def reference_of(
         features=features,
         mean=mean,
         covariance=covariance,
+        squared_radii=_squared_radii(features, NEIGHBOURS, CHUNK),
         histogram=class_histogram(classes),
+        accuracy=accuracy,
         fid_floor=frechet_from_moments(*moments(train_features), mean, covariance),
         n=n,
     )
@@ -317,7 +341,7 @@ def generation_metrics(
     for way in ("means", "samples"):
         features = generated[way]
         metrics[f"gen/fid_{way}"] = frechet_from_moments(*moments(features), reference.mean, reference.covariance)
-        precision, recall = precision_recall(reference.features, features)
+        precision, recall = precision_recall(reference.features, features, real_squared_radii=reference.squared_radii)
         metrics[f"gen/precision_{way}"], metrics[f"gen/recall_{way}"] = precision, recall
     return {
         **metrics,

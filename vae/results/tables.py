@@ -85,16 +85,30 @@ def generation_note(jobs: list[Job]) -> str:
     runs = [job.metrics for job in jobs if number(job.metrics.get("gen/fid_means")) is not None]
     if not runs:
         return ""
-    floors = sorted({round(m["gen/fid_floor"], 2) for m in runs if number(m.get("gen/fid_floor")) is not None})
+    floors = [m["gen/fid_floor"] for m in runs if number(m.get("gen/fid_floor")) is not None]
     sizes = sorted({int(m["gen/n"]) for m in runs if number(m.get("gen/n")) is not None})
-    accuracy = min(m.get("gen/classifier_accuracy", 0) for m in runs)
+    accuracies = [m["gen/classifier_accuracy"] for m in runs if number(m.get("gen/classifier_accuracy")) is not None]
+
+    def span(values: list[float], digits: str) -> str:  # "0.3", or "0.3 to 4.29" over runs of other test images
+        low, high = (format(v, digits) for v in (min(values), max(values)))
+        return low if low == high else f"{low} to {high}"
+
+    differ = (floors and span(floors, ".2f") != format(floors[0], ".2f")) or (
+        accuracies and span(accuracies, ".4f") != format(accuracies[0], ".4f")
+    )
     return (
-        f"Generation: the Fréchet distance (FID) in the penultimate features of the project's MNIST classifier (test "
-        f"accuracy {accuracy:.4f}) between N = {', '.join(f'{n:,}' for n in sizes)} draws of the model (decoder means, "
-        f"and samples x ~ p(x | z)) and the test set; its floor, N training images against the test set, is "
-        f"{' to '.join(f'{f:g}' for f in floors)} (a perfect generator). Precision and recall of the samples "
-        "(Kynkäänniemi et al., 2019, k = 3); digits: the entropy of the classes the classifier gives the samples "
-        "(log2 10 = 3.32 bits is all ten evenly)."
+        "Generation: the Fréchet distance (FID) in the penultimate features of the project's classifier of the data"
+        + (f" (test accuracy {span(accuracies, '.4f')})" if accuracies else "")
+        + f" between N = {', '.join(f'{n:,}' for n in sizes)} draws of the model (decoder means, and samples "
+        "x ~ p(x | z)) and the test set"
+        + (
+            f"; its floor, N training images against the test set, is {span(floors, '.2f')} (a perfect generator)"
+            if floors
+            else ""
+        )
+        + ("; runs on binarised test images (data.binarize) have their own floor and accuracy" if differ else "")
+        + ". Precision and recall of the samples (Kynkäänniemi et al., 2019, k = 3); digits: the entropy of the "
+        "classes the classifier gives the samples (log2 10 = 3.32 bits is all ten evenly)."
     )
 
 

@@ -15,11 +15,14 @@ from vae.maths.classifier import DigitClassifier, accuracy, train_classifier
 log = logging.getLogger(__name__)
 
 
-def feature_network(datamodule, folder: Path | None = None) -> tuple[DigitClassifier, float]:
+def feature_network(
+    datamodule, folder: Path | None = None, measure: bool = True
+) -> tuple[DigitClassifier, float | None]:
     """The classifier of `datamodule`'s training split and its accuracy on its test split: the one cached in `folder`
     (by default `cache_folder(datamodule.root)`), or, when none is there or it does not load (one warning line),
     one trained now and cached (a file that cannot be written is one warning line too). Neither way draws from or
-    changes torch's global random state."""
+    changes torch's global random state. `measure=False`: a cached classifier comes without its accuracy (None),
+    for a caller that has it already (vae/run/generation.py keeps it with the test set's reference)."""
     if not datamodule.splits:
         datamodule.setup()
     x, y = datamodule.splits["train"]
@@ -34,7 +37,7 @@ def feature_network(datamodule, folder: Path | None = None) -> tuple[DigitClassi
     if cached is not None:
         # Measured again (half a second): the same training images may come with other test images (data.binarize
         # =dynamic binarises the test split only), and the file's accuracy is the first data module's.
-        return cached, accuracy(cached, *datamodule.splits["test"])
+        return cached, accuracy(cached, *datamodule.splits["test"]) if measure else None
     log.info(
         f"training the feature classifier of {datamodule.raw_dir} ({len(x)} training images) once (about a minute); "
         f"cached in {path}"

@@ -5,6 +5,7 @@ reference numbers (cached beside it: they depend on the data and N only), and th
     metrics = measure_generation(model, datamodule, n=10000, seed=0)   # gen/fid_means, gen/precision_samples, ...
 """
 
+import dataclasses
 import logging
 
 from omegaconf import DictConfig, OmegaConf
@@ -23,16 +24,16 @@ def enabled(cfg: DictConfig) -> bool:
 
 
 def measure_generation(model, datamodule, n: int, seed: int) -> dict:
-    classifier, accuracy = feature_network(datamodule)
+    classifier, _ = feature_network(datamodule, measure=False)  # its accuracy on these test images: the reference's
     classifier.to(model.device)
     (x_train, y_train), (x_test, y_test) = datamodule.splits["train"], datamodule.splits["test"]
     # the reference: this test set's features (a binarised one differs from the grey) and N training images
     folder, key = cache_folder(datamodule.root), data_key(x_test, y_test, extra=data_key(x_train, y_train))
     saved = load_reference(folder, key, n)
-    if saved is None:
-        reference = reference_of(classifier, x_test, x_train, n, REFERENCE_SEED)
+    if saved is None or set(saved) != {field.name for field in dataclasses.fields(Reference)}:  # or an older one
+        reference = reference_of(classifier, x_test, x_train, n, REFERENCE_SEED, y_test=y_test)
         save_reference(folder, key, n, reference.to_dict())
     else:
         reference = Reference.from_dict(saved)
     metrics = generation_metrics(model, classifier, reference, x_train, n=n, seed=seed)
-    return {**metrics, "gen/classifier_accuracy": accuracy}
+    return {**metrics, "gen/classifier_accuracy": reference.accuracy}
