@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vae.core.errors import Interrupted, Refused, exit_on_user_error, find_user_error
-from vae.run import sweep_jobs
+from vae.run import sweep_jobs, timing
 from vae.run.command_line import prepare_command_line
 from vae.run.run_directory import RunDirectory
 
@@ -35,7 +35,8 @@ def main(cfg: DictConfig) -> float:
     run = RunDirectory(cfg.paths.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        return train(cfg, run, multirun)["val/loss"]  # what a sweeper (Optuna) minimises
+        started = None if multirun else timing.STARTED  # a sweep's job starts when the launcher starts it
+        return train(cfg, run, multirun, started)["val/loss"]  # what a sweeper (Optuna) minimises
     except Exception as error:
         message = run.record_failure(error, cfg)  # not into a directory it refused: that one is as it was
         if not multirun or isinstance(find_user_error(error), Interrupted):  # a signal stops the whole sweep too

@@ -1,12 +1,14 @@
 """The report's figures (vae/results/figures.py): files, sizes, content, determinism, titles for every model and
 likelihood, TensorBoard and the redraw CLI (python -m vae.plots)."""
 
+import io
 from statistics import NormalDist
 
 import numpy as np
 import pytest
 import torch
 from matplotlib.image import imread
+from PIL import Image
 
 from helpers import LIKELIHOODS, TINY_DEV, make_model, plot_defaults
 from vae.data.mnist import MNISTDataModule
@@ -242,11 +244,16 @@ def test_training_writes_the_figures_and_sends_them_to_tensorboard(vae_run):
         assert is_drawn(path.stem, image[..., :3]), f"{path.name} is (nearly) blank"
     events = EventAccumulator(str(vae_run), size_guidance={"images": 0})
     events.Reload()
-    assert set(events.Tags()["images"]) == {f"figures/{name}" for name in ALL}
+    assert set(events.Tags()["images"]) == {f"figures/{name}" for name in [*ALL, DIGITS]}
     latent = events.Images("figures/latent")
-    assert len(latent) == 2  # every epoch, plots.every_n_epochs=1
+    assert len(latent) == 2  # epoch 1 (plots.every_n_epochs=1), then the end's figures/ (drawn once, for both)
     width, height = plots.SIZES["latent"]
+    logged_dpi = PLOTS["logged_dpi"]  # while training: drawn at plots.logged_dpi, cheaper
+    assert (latent[0].width, latent[0].height) == (round(width * logged_dpi), round(height * logged_dpi))
     assert (latent[-1].width, latent[-1].height) == (width * DPI, height * DPI)
+    assert latent[-1].step == latent[0].step * 2  # the last epoch's step
+    shown = np.asarray(Image.open(io.BytesIO(latent[-1].encoded_image_string)).convert("RGB"))
+    assert np.array_equal(shown, (imread(figures / "latent.png")[..., :3] * 255).round().astype(np.uint8))
 
 
 def test_redraw_from_the_checkpoint_gives_the_same_figures(vae_run, tmp_path):

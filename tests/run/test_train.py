@@ -30,6 +30,10 @@ def test_run_writes_checkpoints_events_history_and_metrics(vae_run):
         assert isinstance(metrics[key], float)
     assert metrics["epochs"] == 2 and metrics["parameters"] > 0 and metrics["fit_seconds"] > 0
     assert metrics["best_checkpoint"] == "checkpoints/best.ckpt"
+    # where the run's seconds went (vae/run/timing.py), phase by phase in the order they ran
+    assert list(metrics["seconds"]) == ["start", "fit", "test", "evaluation", "generation", "figures"]
+    assert all(seconds >= 0 for seconds in metrics["seconds"].values())
+    assert metrics["seconds"]["fit"] >= metrics["fit_seconds"] - 0.01  # the epochs, and the fit's own start and end
     assert abs(metrics["val/loss"] - (metrics["val/rec"] + metrics["val/kl"])) < 1e-3
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 

@@ -105,6 +105,7 @@ KEYS: dict[str, Key] = {
     "plots.every_n_epochs": Key(
         non_negative_int, "a non-negative integer (0: never during training)", resume=True, code=True
     ),
+    "plots.logged_dpi": Key(positive_int, "a positive integer (dots per inch)", resume=True, code=True),
     "plots.pdf": Key(boolean, TRUE_OR_FALSE, resume=True, code=True),
     "plots.n_samples": Key(positive_int, POSITIVE, resume=True, code=True, tool=True),
     "plots.n_reconstructions": Key(positive_int, POSITIVE, resume=True, code=True, tool=True),

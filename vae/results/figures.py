@@ -381,8 +381,11 @@ def metrics_or_none(run_dir: Path) -> dict:
         return {}
 
 
-def to_rgb(fig: Figure) -> np.ndarray:
-    """The figure rendered by Agg as the PNG would be: (height, width, 3) uint8."""
+def to_rgb(fig: Figure, dpi: float | None = None) -> np.ndarray:
+    """The figure rendered by Agg as the PNG would be (at `dpi`, by default the figure's own): (height, width, 3)
+    uint8."""
+    if dpi is not None:
+        fig.set_dpi(dpi)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -69,6 +69,22 @@ def image_writers(loggers: list[Logger]) -> list[ImageWriter]:
     return [writer for writer in map(image_writer, loggers) if writer is not None]
 
 
+def log_images(loggers: list[Logger], paths: list[Path], step: int) -> None:
+    """The PNG files `paths` (figures/<name>.png) to every logger that takes images, as figures/<name> at `step`:
+    the pictures as saved, read back rather than drawn again."""
+    writers = image_writers(loggers)
+    if not writers:
+        return
+    import numpy as np
+    from PIL import Image
+
+    for path in (Path(p) for p in paths if Path(p).suffix == ".png"):
+        with Image.open(path) as png:
+            image = np.asarray(png.convert("RGB"))
+        for write in writers:
+            write(f"figures/{path.stem}", image, step)
+
+
 def log_files(loggers: list[Logger], folder: Path, artifact_path: str) -> None:
     """The files of `folder` to every logger that keeps files (MLflow: the run's artifacts under artifact_path)."""
     if not Path(folder).is_dir():

@@ -27,6 +27,7 @@ from vae.run.data_checks import check_against_data
 from vae.run.environment import quiet_lightning, skip_failing_nvml_check
 from vae.run.run_log import held_log
 from vae.run.stores import check_stores
+from vae.run.timing import Phases
 
 if TYPE_CHECKING:
     import lightning as L
@@ -129,8 +130,10 @@ def hyperparameters(cfg: DictConfig) -> dict:
     return {key: value for key, value in flatten(cfg).items() if not key.startswith("logger.")}
 
 
-def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
-    """Trains the run `cfg` describes into its directory `run` (vae/run/run_directory.py); returns its metrics.json."""
+def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False, started: float | None = None) -> dict:
+    """Trains the run `cfg` describes into its directory `run` (vae/run/run_directory.py); returns its metrics.json.
+    `started`: when the run began on time.perf_counter's clock (None: now), for metrics.json's `seconds`."""
+    phases = Phases(started)
     validate(cfg)  # before the slow imports: a bad value fails at once
     check_packages(cfg)  # a logger's missing optional extra too, before the run directory is touched
     check_stores(cfg)  # and a logger's store that does not open
@@ -164,19 +167,22 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
         trainer.loggers, hyperparameters(cfg), {"hp/best_val_loss": math.nan, "hp/test_loss": math.nan}
     )
 
+    phases.lap("start")
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+        phases.lap("fit")
         test = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)[0]
+        phases.lap("test")
     except SystemExit as stop:  # Lightning ends fit and test so on SIGTERM (SIGTERMException, status 0!) and SIGINT
         raise interrupted(stop, trainer, run_dir) from stop
-    metrics = run_metrics(trainer, history, test, model, run_dir)
+    metrics = {**run_metrics(trainer, history, test, model, run_dir), "seconds": phases.seconds}
     if "warning" in metrics:
         log.warning(f"warning: {metrics['warning']}")
     if trainer.is_global_zero:  # with DDP, one process writes
         run.write_metrics(metrics)  # first: the figures and the evaluation can fail or be interrupted
     try:
         with sigterm_as_interrupt():
-            finish(cfg, model, datamodule, trainer, run, metrics)
+            finish(cfg, model, datamodule, trainer, run, metrics, phases)
     except KeyboardInterrupt as stop:  # Ctrl+C or SIGTERM (vae/core/errors.py); Lightning's handlers end with the fit
         raise Interrupted(
             f"stopped by {signal_name(stop)} after training, during the figures or the evaluation: the training's "
@@ -196,7 +202,9 @@ def train(cfg: DictConfig, run: "RunDirectory", multirun: bool = False) -> dict:
     return metrics
 
 
-def finish(cfg: DictConfig, model, datamodule, trainer, run: "RunDirectory", metrics: dict) -> None:
+def finish(
+    cfg: DictConfig, model, datamodule, trainer, run: "RunDirectory", metrics: dict, phases: Phases | None = None
+) -> None:
     """After training, on the best checkpoint's weights: the evaluation in nats and the generated pictures' measures,
     each added to metrics.json and sent to every logger as soon as it is done, then figures/ (into the loggers that
     keep files too)."""
@@ -204,14 +212,15 @@ def finish(cfg: DictConfig, model, datamodule, trainer, run: "RunDirectory", met
     from vae.maths.generation import summary_lines
     from vae.results.figures import draw_all
     from vae.run import generation
-    from vae.run.loggers import log_files, log_metrics
+    from vae.run.loggers import log_files, log_images, log_metrics
 
-    run_dir = run.path
+    run_dir, phases = run.path, phases or Phases()
     model.to(trainer.strategy.root_device)  # Lightning's test leaves the model on the CPU: evaluate where it trained
     if not trainer.is_global_zero:  # with DDP, rank zero evaluates and draws
         return
 
-    def record(measured: dict, lines: str) -> None:
+    def record(measured: dict, lines: str, phase: str) -> None:
+        phases.lap(phase)
         metrics.update(measured)
         log_metrics(trainer.loggers, scalars(measured), step=trainer.global_step)
         log.info(lines)
@@ -220,10 +229,14 @@ def finish(cfg: DictConfig, model, datamodule, trainer, run: "RunDirectory", met
     if cfg.eval.enabled:
         split = cfg.eval.split
         evaluation = evaluate_split(model, datamodule, split, cfg.eval.iw_samples, cfg.eval.chunk_size, cfg.seed)
-        record(evaluation, summary(evaluation, split, len(datamodule.splits[split][0])))
+        record(evaluation, summary(evaluation, split, len(datamodule.splits[split][0])), "evaluation")
     if generation.enabled(cfg):  # how good the generated pictures are
         measured = generation.measure_generation(model, datamodule, cfg.eval.generation.n, cfg.seed)
-        record(measured, "\n".join(summary_lines(measured)))
+        record(measured, "\n".join(summary_lines(measured)), "generation")
     if cfg.plots.at_end:  # a figure that does not scale is left out with a warning (vae/results/figures.py)
-        draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint's weights
+        paths = draw_all(model, datamodule, run_dir, cfg.seed, cfg.plots)  # figures/, from the best checkpoint
+        if cfg.plots.every_n_epochs:  # the loggers' last images (vae/run/callbacks.py, LoggedFigures): these, as saved
+            log_images(trainer.loggers, paths, trainer.global_step)
         log_files(trainer.loggers, RunFiles(run_dir).figures, "figures")  # MLflow: the run's artifacts figures/*.png
+        phases.lap("figures")
+        run.write_metrics(metrics)
