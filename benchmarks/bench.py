@@ -3,6 +3,8 @@
     uv run python -m vae.bench                     # 5 rounds; real MNIST from $VAE_DATA_DIR or ../shared/data
     uv run python -m vae.bench --variants --sweep  # also torch.compile / bf16, big eval batches, a 4-job sweep
     uv run python -m vae.bench --quick             # a smoke run over a few thousand images (numbers meaningless)
+    uv run python -m vae.bench --whole             # only: python train.py as whole processes against a plain script
+    uv run python -m vae.bench --generation        # only: what the generated pictures' measures cost
 
 One epoch = one pass over the train split (50,000 images, batch 128, Adam lr 1e-3, gradient norm clipped at 250)
 plus one pass over the dev split (10,000 images, no gradients): what every epoch of train.py does. It is timed,
@@ -39,7 +41,7 @@ from benchmarks.epochs import dev_pass_result, epoch_result, measure_epochs, var
 from benchmarks.measures import goal, measure_iw, measure_memory, measure_steps, measure_sweep
 from benchmarks.settings import FULL, MODELS, QUICK
 from benchmarks.startup import machine, measure_startup
-from benchmarks.table import startup_lines, table
+from benchmarks.table import iw_lines, startup_lines, table
 from vae.core.errors import UserError, exit_on_user_error
 from vae.files.writing import check_writable
 from vae.tools.cli import parser as cli_parser
@@ -58,11 +60,24 @@ def parse(argv: list[str] | None):
     parser.add_argument("--sweep", action="store_true", help="also a 4-job train.py sweep, basic vs joblib launcher")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few images, few rounds")
     parser.add_argument(
+        "--whole",
+        action="store_true",
+        help="only the whole default command (python train.py, start to finished run directory) against a plain "
+        "torch script doing the same epochs, test and evaluation, as fresh processes in rounds (default 3)",
+    )
+    parser.add_argument(
+        "--generation",
+        action="store_true",
+        help="only the cost of the generated pictures' measures (classifier, reference, FID, precision/recall)",
+    )
+    parser.add_argument(
         "--startup-only",
         action="store_true",
         help="only the start-up figures (imports, train.py to its first step, the tools' --help)",
     )
     args = parser.parse_args(argv)
+    if sum((args.whole, args.generation, args.startup_only)) > 1:
+        raise UserError("--whole, --generation and --startup-only each run alone: give one of them")
     rounds = (QUICK if args.quick else FULL)["rounds"] if args.rounds is None else args.rounds
     if rounds < 1:
         raise UserError(f"--rounds {rounds}: give at least 1 round")
@@ -89,6 +104,27 @@ def startup_only(bench: Bench, argv: list[str] | None) -> dict:
     startup = measure_startup(bench.data, bench.args.threads, rounds, bench.tmp)
     result = {"command": command(argv), "machine": machine(), "startup": startup}
     print("\n".join(startup_lines(startup)))
+    return result
+
+
+def only(bench: Bench, argv: list[str] | None) -> dict:
+    """--whole or --generation: that measurement alone, its table and its JSON."""
+    from benchmarks.generation import generation_lines, measure_generation
+    from benchmarks.whole import measure_whole, whole_lines
+
+    announce(bench)
+    result = {"command": command(argv), "machine": machine(), "data": bench.kind}
+    if bench.args.whole:
+        result["whole"] = measure_whole(bench)
+        print("\n".join(whole_lines(result["whole"])))
+        bench.cfgs = compose(bench)  # and the evaluation's throughput against the CPU's peak
+        bench.datamodule = load(bench)
+        result["eval"] = {"iw": measure_iw(bench)}
+        print("\n".join(iw_lines(result["eval"]["iw"])))
+    else:
+        bench.cfgs = compose(bench)
+        result["generation"] = measure_generation(bench)
+        print("\n".join(generation_lines(result["generation"])))
     return result
 
 
@@ -173,6 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
         bench = Bench(args, plan, rounds, Path(tmp), root, kind, dev_size, data)
         if args.startup_only:
             result = startup_only(bench, argv)
+        elif args.whole or args.generation:
+            result = only(bench, argv)
         else:
             result = benchmark(bench, argv)
             print(table(result))

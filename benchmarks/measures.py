@@ -4,6 +4,7 @@ importance-weighted evaluation, the peak memory, a --sweep of train.py with two 
 import contextlib
 import io
 import json
+import math
 import sys
 import time
 import warnings
@@ -65,9 +66,31 @@ def measure_steps(bench: Bench) -> dict:
     return steps
 
 
+def decoder_flops(model) -> int | None:
+    """Multiply-adds x 2 of one decoder pass (one sample of z), from its Linear layers; None for a decoder with other
+    layers (convolutions), whose count this does not know."""
+    layers = [m for m in model.decoder.modules() if len(list(m.children())) == 0]
+    if any(not isinstance(m, (torch.nn.Linear, torch.nn.ReLU, torch.nn.Unflatten)) for m in layers):
+        return None
+    return sum(2 * m.in_features * m.out_features for m in layers if isinstance(m, torch.nn.Linear))
+
+
+def matmul_peak(size: int = 4096, repeats: int = 3) -> float:
+    """FP32 FLOP/s of the best of `repeats` size x size matrix products: the most this CPU's BLAS does here, the
+    practical peak the evaluation is set against."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
 def measure_iw(bench: Bench) -> dict:
     """Importance-weighted evaluation: vae/maths/evaluation.py's metrics at K = IW_SAMPLES on a few hundred dev
-    images (fresh weights: the time does not depend on them). {model: images per second, ...}."""
+    images (fresh weights: the time does not depend on them). {model: images per second, ...}, with the decoder's
+    FLOP/s and their fraction of a large matrix product's (`matmul_peak`)."""
     from hydra.utils import instantiate
 
     from vae.maths.evaluation import evaluate
@@ -80,12 +103,21 @@ def measure_iw(bench: Bench) -> dict:
         start = time.perf_counter()
         evaluate(model, x, iw_samples=IW_SAMPLES, chunk_size=cfg.eval.chunk_size, seed=cfg.seed)
         seconds = time.perf_counter() - start
+        flops = decoder_flops(model)
+        achieved = None if flops is None else flops * IW_SAMPLES * len(x) / seconds
         iw[model_name] = {
             "iw_samples": IW_SAMPLES,
             "images": len(x),
             "seconds": seconds,
             "images_per_second": len(x) / seconds,
+            "decoder_flops_per_sample": flops,
+            "decoder_gflops_per_second": None if achieved is None else achieved / 1e9,
         }
+    peak = matmul_peak()
+    for result in iw.values():
+        result["matmul_peak_gflops_per_second"] = peak / 1e9
+        achieved = result["decoder_gflops_per_second"]
+        result["fraction_of_peak"] = None if achieved is None else achieved * 1e9 / peak
     return iw
 
 

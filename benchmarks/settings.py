@@ -11,8 +11,19 @@ MODELS = {  # name -> overrides of conf/config.yaml
 PIPELINES = ["plain", "project", "torchvision"]
 VARIANTS = ["plain_compile", "plain_bf16"]  # with --variants, in the same rotation
 GOAL = {"project_over_plain_max": 1.10, "torchvision_over_project_min": 1.4}
-FULL = {"rounds": 5, "iw_images": 300, "startups": 3}  # startups: runs of train.py and of each import
-QUICK = {"rounds": 2, "iw_images": 8, "startups": 1, "train": 2560, "dev": 1000}  # at most so many images
+# startups: runs of train.py and of each import; whole_*: --whole's rounds and epochs (None: conf/config.yaml's)
+FULL = {"rounds": 5, "iw_images": 300, "startups": 3, "whole_rounds": 3, "whole_epochs": None}
+QUICK = {  # at most so many images
+    "rounds": 2,
+    "iw_images": 8,
+    "startups": 1,
+    "train": 2560,
+    "dev": 1000,
+    "whole_rounds": 1,
+    "whole_epochs": 1,
+    "generation_n": 500,
+}
+WHOLE = {"goal": 1.15}  # python train.py, start to finished run directory, at most this many times the plain script
 IW_SAMPLES = 1000
 SWEEP = ["lr=1e-3,3e-4", "latent_dim=2,8", "epochs=1", "eval.enabled=false", "plots.every_n_epochs=0"]
 SWEEP_JOBS = 4  # the jobs SWEEP makes

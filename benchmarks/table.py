@@ -83,10 +83,22 @@ def eval_lines(r: dict) -> list[str]:
             lines.append(
                 f"  plain, eval batch {size}: " + "  ".join(f"{k} {v['median']:.3f}" for k, v in entries.items())
             )
-    for model, e in r["eval"]["iw"].items():
+    return lines + iw_lines(r["eval"]["iw"])
+
+
+def iw_lines(iw: dict) -> list[str]:
+    """The IW evaluation's throughput per model, and its decoder's share of the CPU's matrix-product peak."""
+    lines = []
+    for model, e in iw.items():
         lines.append(
             f"  IW log-likelihood (vae.maths.evaluation.evaluate, K = {e['iw_samples']}), {model}: "
             f"{e['images_per_second']:.1f} images/s ({e['images']} images in {e['seconds']:.2f} s)"
+            + (
+                f"; decoder {e['decoder_gflops_per_second']:.0f} GFLOP/s, {e['fraction_of_peak']:.0%} of a 4096 x 4096 "
+                f"matrix product's {e['matmul_peak_gflops_per_second']:.0f}"
+                if e.get("fraction_of_peak") is not None
+                else ""
+            )
         )
     return lines
 

@@ -1,6 +1,7 @@
 """vae/bench.py runs on tiny data and writes every field of its JSON; bad input is one error line. No timing checks."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -91,6 +92,7 @@ def test_quick_run_writes_every_field(tiny_mnist, tmp_path):
     [
         (["--rounds", "0"], "--rounds 0"),
         (["--data", "no/such/folder"], "lacks train-images-idx3-ubyte"),
+        (["--whole", "--generation"], "each run alone"),
     ],
 )
 def test_bad_input_is_one_error_line(args, message, tmp_path, capsys):
@@ -115,3 +117,48 @@ def test_startup_only_writes_the_start_alone(tiny_mnist, tmp_path, monkeypatch, 
     report = json.loads(path.read_text())
     assert set(report) == {"command", "machine", "startup"} and report["startup"] == measured
     assert "python -c 'import torch'" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_whole_times_the_command_against_the_plain_script_phase_by_phase(tiny_mnist, tmp_path):
+    """--whole: python train.py (with and without the generation measures) and benchmarks/plain_script.py as whole
+    processes; each arm's phases add up to its wall time; both train and evaluate (a test log-likelihood each)."""
+    path = tmp_path / "whole.json"
+    result = run_bench("--whole", "--quick", "--data", str(tiny_mnist), "--json", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "to plain (paired)" in result.stdout and "goal: python train.py at most 1.15 x" in result.stdout
+    whole = json.loads(path.read_text())["whole"]
+    assert set(whole["arms"]) == {"project", "project_no_generation", "plain"} and whole["rounds"] == 1
+    for name, arm in whole["arms"].items():
+        assert arm["median"] > 0 and arm["ratio_to_plain"] == pytest.approx(
+            arm["median"] / whole["arms"]["plain"]["median"]
+        )
+        assert {"start", "fit", "test", "evaluation", "exit and the rest"} <= set(arm["phases"]), name
+        assert sum(arm["phases"].values()) == pytest.approx(arm["median"], rel=1e-9), name
+        assert math.isfinite(arm["runs"][0]["test_log_likelihood"]), name
+    assert "generation" in whole["arms"]["project"]["phases"]
+    assert "generation" not in whole["arms"]["project_no_generation"]["phases"]
+    assert whole["holds"] == (whole["arms"]["project"]["ratio_to_plain"] <= 1.15)
+    iw = json.loads(path.read_text())["eval"]["iw"]["lab"]
+    expected = 2 * (2 * 512 + 512 * 784)  # the lab's decoder: 2 -> 512 -> 784
+    assert iw["decoder_flops_per_sample"] == expected and 0 < iw["fraction_of_peak"]
+
+
+@pytest.mark.slow
+def test_generation_times_each_measure(tiny_mnist, tmp_path):
+    path = tmp_path / "generation.json"
+    result = run_bench("--generation", "--quick", "--data", str(tiny_mnist), "--json", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    generation = json.loads(path.read_text())["generation"]
+    assert generation["features"] == 128 and 0 <= generation["classifier_accuracy"] <= 1
+    assert set(generation["seconds"]) == {
+        "classifier training",
+        "reference (once per data)",
+        "features of 2 N generated",
+        "Fréchet distance, means",
+        "precision/recall, means",
+        "Fréchet distance, samples",
+        "precision/recall, samples",
+        "all, as a run does",
+    }
+    assert all(seconds > 0 for seconds in generation["seconds"].values())
