@@ -8,6 +8,9 @@
     epochs.py     the epochs of the three pipelines (and the --variants) in rotating rounds
     measures.py   the paired steps, the IW evaluation's throughput, memory, the --sweep, the goal
     startup.py    fresh processes: train.py to its first step, the imports, the tools' --help; the machine
+    whole.py      --whole: python train.py start to finished run directory against plain_script.py, by phase
+    plain_script.py  the lab's default run in plain torch (no Lightning, no figures, checkpoints or logs)
+    generation.py --generation: the cost of the generated pictures' measures
     table.py      the report as plain text
 
 It lives beside the package, not in it: nothing in vae/ imports it but the forwarder vae/bench.py.

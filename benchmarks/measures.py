@@ -113,7 +113,7 @@ def measure_iw(bench: Bench) -> dict:
             "decoder_flops_per_sample": flops,
             "decoder_gflops_per_second": None if achieved is None else achieved / 1e9,
         }
-    peak = matmul_peak()
+    peak = matmul_peak(bench.plan["matmul_size"])
     for result in iw.values():
         result["matmul_peak_gflops_per_second"] = peak / 1e9
         achieved = result["decoder_gflops_per_second"]

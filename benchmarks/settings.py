@@ -11,8 +11,18 @@ MODELS = {  # name -> overrides of conf/config.yaml
 PIPELINES = ["plain", "project", "torchvision"]
 VARIANTS = ["plain_compile", "plain_bf16"]  # with --variants, in the same rotation
 GOAL = {"project_over_plain_max": 1.10, "torchvision_over_project_min": 1.4}
-# startups: runs of train.py and of each import; whole_*: --whole's rounds and epochs (None: conf/config.yaml's)
-FULL = {"rounds": 5, "iw_images": 300, "startups": 3, "whole_rounds": 3, "whole_epochs": None}
+# startups: runs of train.py and of each import; whole_*: --whole's rounds, epochs, K and N; matmul_size: the peak's
+FULL = {  # None: conf/config.yaml's
+    "rounds": 5,
+    "iw_images": 300,
+    "startups": 3,
+    "whole_rounds": 3,
+    "whole_epochs": None,
+    "whole_iw_samples": None,
+    "whole_generation_n": None,
+    "whole_figures": True,
+    "matmul_size": 4096,
+}
 QUICK = {  # at most so many images
     "rounds": 2,
     "iw_images": 8,
@@ -21,7 +31,11 @@ QUICK = {  # at most so many images
     "dev": 1000,
     "whole_rounds": 1,
     "whole_epochs": 1,
+    "whole_iw_samples": 5,  # K of --whole's evaluation on both sides, and N of its generation measures
+    "whole_generation_n": 200,
+    "whole_figures": False,  # --quick: train.py draws no figures
     "generation_n": 500,
+    "matmul_size": 512,
 }
 WHOLE = {"goal": 1.15}  # python train.py, start to finished run directory, at most this many times the plain script
 IW_SAMPLES = 1000

@@ -1,6 +1,7 @@
 """--whole: the lab's default command as a user lives it, start to finished run directory, against a plain script.
 
-Each round starts, one after the other in fresh processes, `python train.py` (the default config on the bench's
+Each round starts, one after the other in fresh processes and in an order that rotates from round to round,
+`python train.py` (the default config on the bench's
 data: 20 epochs, test, K = 100 evaluation, generation measures, figures, checkpoints, TensorBoard), the same with
 `eval.generation.enabled=false`, and benchmarks/plain_script.py (the same model, epochs, dev passes, test and
 K = 100 bound in plain torch: no figures, checkpoints or logs), and times each from spawn to exit. Where the
@@ -21,7 +22,8 @@ ARMS = ("project", "project_no_generation", "plain")
 
 
 def arm_command(bench: Bench, arm: str, folder) -> list[str]:
-    epochs, threads = bench.plan["whole_epochs"], bench.args.threads
+    epochs, k, n = (bench.plan[f"whole_{key}"] for key in ("epochs", "iw_samples", "generation_n"))
+    threads = bench.args.threads
     if arm == "plain":
         return [
             sys.executable,
@@ -29,6 +31,7 @@ def arm_command(bench: Bench, arm: str, folder) -> list[str]:
             str(bench.root),
             f"--dev-size={bench.dev_size}",
             *(["--epochs", str(epochs)] if epochs else []),
+            *(["--iw-samples", str(k)] if k else []),
             *(["--threads", str(threads)] if threads else []),
         ]
     return [
@@ -38,6 +41,9 @@ def arm_command(bench: Bench, arm: str, folder) -> list[str]:
         f"hydra.run.dir={folder}",
         "trainer.enable_progress_bar=false",
         *([f"epochs={epochs}"] if epochs else []),
+        *([f"eval.iw_samples={k}"] if k else []),
+        *([f"eval.generation.n={n}"] if n else []),
+        *([] if bench.plan["whole_figures"] else ["plots.every_n_epochs=0", "plots.at_end=false"]),
         *([f"threads={threads}"] if threads else []),
         *(["eval.generation.enabled=false"] if arm == "project_no_generation" else []),
     ]
@@ -78,11 +84,12 @@ def median_phases(runs: list[dict]) -> dict:
 
 
 def measure_whole(bench: Bench) -> dict:
-    """Rounds of the three arms, A B C A B C; the medians, ranges and ratios to the plain script."""
+    """Rounds of the three arms in rotating order; the medians, ranges and ratios to the plain script (paired: each
+    round's wall time over the same round's plain script)."""
     rounds = bench.rounds if bench.args.rounds else bench.plan["whole_rounds"]
     runs = {arm: [] for arm in ARMS}
-    for round_ in range(rounds):
-        for arm in ARMS:
+    for round_ in range(rounds):  # the order rotates (A B C, B C A, C A B): no arm always runs first or last
+        for arm in ARMS[round_ % len(ARMS) :] + ARMS[: round_ % len(ARMS)]:
             runs[arm].append(run_arm(bench, arm, round_))
     result = {"rounds": rounds, "epochs": bench.plan["whole_epochs"] or 20, "goal": WHOLE["goal"], "arms": {}}
     plain = [run["wall_seconds"] for run in runs["plain"]]

@@ -120,13 +120,15 @@ def test_startup_only_writes_the_start_alone(tiny_mnist, tmp_path, monkeypatch, 
 
 
 @pytest.mark.slow
-def test_whole_times_the_command_against_the_plain_script_phase_by_phase(tiny_mnist, tmp_path):
+def test_whole_times_the_command_against_the_plain_script_phase_by_phase(tiny_mnist, tmp_path, capsys):
     """--whole: python train.py (with and without the generation measures) and benchmarks/plain_script.py as whole
     processes; each arm's phases add up to its wall time; both train and evaluate (a test log-likelihood each)."""
+    from vae.bench import main
+
     path = tmp_path / "whole.json"
-    result = run_bench("--whole", "--quick", "--data", str(tiny_mnist), "--json", str(path))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "to plain (paired)" in result.stdout and "goal: python train.py at most 1.15 x" in result.stdout
+    main(["--whole", "--quick", "--data", str(tiny_mnist), "--json", str(path)])
+    out = capsys.readouterr().out
+    assert "to plain (paired)" in out and "goal: python train.py at most 1.15 x" in out
     whole = json.loads(path.read_text())["whole"]
     assert set(whole["arms"]) == {"project", "project_no_generation", "plain"} and whole["rounds"] == 1
     for name, arm in whole["arms"].items():
@@ -144,11 +146,11 @@ def test_whole_times_the_command_against_the_plain_script_phase_by_phase(tiny_mn
     assert iw["decoder_flops_per_sample"] == expected and 0 < iw["fraction_of_peak"]
 
 
-@pytest.mark.slow
 def test_generation_times_each_measure(tiny_mnist, tmp_path):
+    from vae.bench import main
+
     path = tmp_path / "generation.json"
-    result = run_bench("--generation", "--quick", "--data", str(tiny_mnist), "--json", str(path))
-    assert result.returncode == 0, result.stdout + result.stderr
+    main(["--generation", "--quick", "--data", str(tiny_mnist), "--json", str(path)])
     generation = json.loads(path.read_text())["generation"]
     assert generation["features"] == 128 and 0 <= generation["classifier_accuracy"] <= 1
     assert set(generation["seconds"]) == {
