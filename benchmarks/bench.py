@@ -114,15 +114,14 @@ def only(bench: Bench, argv: list[str] | None) -> dict:
 
     announce(bench)
     result = {"command": command(argv), "machine": machine(), "data": bench.kind}
+    bench.cfgs = compose(bench)
     if bench.args.whole:
         result["whole"] = measure_whole(bench)
         print("\n".join(whole_lines(result["whole"])))
-        bench.cfgs = compose(bench)  # and the evaluation's throughput against the CPU's peak
-        bench.datamodule = load(bench)
+        bench.datamodule = load(bench)  # and the evaluation's throughput against the CPU's peak
         result["eval"] = {"iw": measure_iw(bench)}
         print("\n".join(iw_lines(result["eval"]["iw"])))
     else:
-        bench.cfgs = compose(bench)
         result["generation"] = measure_generation(bench)
         print("\n".join(generation_lines(result["generation"])))
     return result

@@ -27,7 +27,7 @@ def measure_generation(bench: Bench) -> dict:
     from hydra.utils import instantiate
 
     from vae.maths import generation
-    from vae.maths.classifier import accuracy, train_classifier
+    from vae.maths.classifier import train_classifier
 
     cfg = bench.cfgs["lab"]
     n = bench.plan.get("generation_n") or cfg.eval.generation.n
@@ -38,8 +38,9 @@ def measure_generation(bench: Bench) -> dict:
         x_train, y_train, x_test, y_test = x_train[:2560], y_train[:2560], x_test[:n], y_test[:n]
     seconds: dict[str, float] = {}
     classifier = timed("classifier training", seconds, train_classifier, x_train, y_train)
-    test_accuracy = accuracy(classifier, x_test, y_test)
-    reference = timed("reference (once per data)", seconds, generation.reference_of, classifier, x_test, x_train, n, 0)
+    reference = timed(
+        "reference (once per data)", seconds, generation.reference_of, classifier, x_test, x_train, n, 0, y_test=y_test
+    )
     torch.manual_seed(cfg.seed)
     model = instantiate(cfg.model).eval()
     generated = timed(
@@ -69,7 +70,7 @@ def measure_generation(bench: Bench) -> dict:
         "n": n,
         "test_images": len(x_test),
         "features": classifier.feature_dim,
-        "classifier_accuracy": test_accuracy,
+        "classifier_accuracy": reference.accuracy,
         "seconds": seconds,
     }
 

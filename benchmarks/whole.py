@@ -71,7 +71,6 @@ def run_arm(bench: Bench, arm: str, round_: int) -> dict:
     else:
         metrics = json.loads(RunFiles(folder).metrics.read_text())
         phases = dict(metrics["seconds"])
-        phases.pop("total", None)
         quality = {"test_loss": metrics["test/loss"], "test_log_likelihood": metrics.get("test/log_likelihood")}
     phases["exit and the rest"] = wall - sum(phases.values())
     print(f"whole, round {round_ + 1}, {arm:22} {wall:6.1f} s", file=sys.stderr, flush=True)
