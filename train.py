@@ -10,6 +10,7 @@ test on the best checkpoint).
 What may happen to that directory is decided in one place: vae/run/run_directory.py.
 """
 
+import gc
 import logging
 import math
 import sys
@@ -50,6 +51,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    gc.disable()  # until train() has imported torch and Lightning (vae/run/training.py, where it says why)
     sweep_jobs.register()  # the names of a sweep's job directories (conf/config.yaml: hydra.sweep.subdir)
     sys.argv = exit_on_user_error(prepare_command_line)(sys.argv)
     main()

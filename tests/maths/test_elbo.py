@@ -51,6 +51,32 @@ def test_bernoulli_nll_matches_bernoulli_log_prob():
     assert torch.allclose(BernoulliLikelihood().nll(x, logits), expected, rtol=1e-5)
 
 
+LIKELIHOOD_KINDS = {
+    "gaussian": lambda: GaussianLikelihood(0.3),
+    "learned sigma per pixel": lambda: GaussianLikelihood(0.3, learn_sigma=True, per_pixel=True),
+    "bernoulli": BernoulliLikelihood,
+}
+
+
+@pytest.mark.parametrize("kind", LIKELIHOOD_KINDS)
+@pytest.mark.parametrize("grad", [True, False], ids=["training", "no_grad"])
+def test_nll_of_k_samples_per_image_is_exactly_each_samples_nll(kind, grad):
+    """x (B, ...) against x_hat (k, B, ...), as the importance-weighted bound asks (vae/maths/elbo.py, log_weights):
+    the same numbers as k separate calls, to the bit, with and without autograd (without, computed in place), and
+    x_hat left as it was."""
+    torch.manual_seed(0)
+    likelihood = LIKELIHOOD_KINDS[kind]()
+    x = torch.bernoulli(torch.rand(5, 1, 28, 28))
+    x_hat = torch.randn(3, 5, 1, 28, 28, requires_grad=grad)
+    before = x_hat.detach().clone()
+    with torch.set_grad_enabled(grad):
+        together = likelihood.nll(x, x_hat)
+        one_by_one = torch.stack([likelihood.nll(x, sample) for sample in x_hat])
+    assert together.shape == (3, 5)
+    assert torch.equal(together, one_by_one)
+    assert torch.equal(x_hat.detach(), before)
+
+
 def small_vae(beta=1.0):
     likelihood = {"_target_": "vae.maths.likelihoods.GaussianLikelihood", "sigma": 0.5}
     return make_model("vae", latent_dim=3, likelihood=likelihood, width=16, beta=beta)

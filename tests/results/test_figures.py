@@ -14,7 +14,7 @@ from helpers import LIKELIHOODS, TINY_DEV, make_model, plot_defaults
 from vae.data.mnist import MNISTDataModule
 from vae.files.history import read_history
 from vae.results import figures as plots
-from vae.results.drawing import DPI
+from vae.results.drawing import DPI, save
 from vae.results.generation_figure import NAME as DIGITS
 from vae.results.generation_figure import SIZE as DIGITS_SIZE
 from vae.run.callbacks import LoggedFigures
@@ -206,6 +206,16 @@ def test_figures_are_deterministic_and_leave_the_random_stream_alone(datamodule,
     other_seed = plots.to_rgb(plots.samples(model, model.prior, 64, seed=1))
     assert not np.array_equal(first["samples"], other_seed)
     assert model.training  # put back in training mode
+
+
+def test_png_written_in_one_pass_is_savefigs_file_byte_for_byte(datamodule, tmp_path):
+    """vae/results/drawing.py's save draws a PNG once where savefig lays it out first: the same file."""
+    model = make_model("vae", latent_dim=2)
+    ours, theirs = (plots.figures(model, datamodule, None, seed=0, plots=plot_defaults()) for _ in range(2))
+    for name, fig in ours.items():  # fresh figures each: a layout done once already moves on a second pass
+        saved = save(fig, tmp_path / f"{name}.png").read_bytes()
+        theirs[name].savefig(tmp_path / f"{name}-savefig.png")
+        assert saved == (tmp_path / f"{name}-savefig.png").read_bytes(), name
 
 
 def test_bad_settings_are_one_clear_error():

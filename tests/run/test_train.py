@@ -2,6 +2,7 @@
 trained in this process, by the same vae.run.training.train that train.py calls; the command line itself is tested
 with the sweeps of tests/results/test_compare.py and the faults of tests/run/test_faults.py)."""
 
+import gc
 import json
 from pathlib import Path
 
@@ -72,6 +73,17 @@ def test_metrics_match_an_independent_evaluation_of_the_best_checkpoint(vae_run,
         rec = -Normal(mean, cfg.likelihood.sigma).log_prob(x).sum(dim=(2, 3, 4)).mean()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test/rec"] == pytest.approx(rec.item(), rel=0.02)
+
+
+def test_train_turns_the_garbage_collector_back_on(tiny_overrides, tmp_path):
+    """train.py switches the collector off for its imports (the full collections their growth sets off free next to
+    nothing); a run must not go on without it."""
+    gc.disable()
+    try:
+        train_run([*tiny_overrides, "model=ae", "plots.at_end=false", "plots.every_n_epochs=0"], tmp_path / "run")
+        assert gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_autoencoder_logs_rec_and_loss(ae_run):

