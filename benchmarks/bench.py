@@ -110,7 +110,7 @@ def startup_only(bench: Bench, argv: list[str] | None) -> dict:
 def only(bench: Bench, argv: list[str] | None) -> dict:
     """--whole or --generation: that measurement alone, its table and its JSON."""
     from benchmarks.generation import generation_lines, measure_generation
-    from benchmarks.whole import measure_whole, whole_lines
+    from benchmarks.whole import loop_lines, measure_loop, measure_whole, whole_lines
 
     announce(bench)
     result = {"command": command(argv), "machine": machine(), "data": bench.kind}
@@ -118,7 +118,9 @@ def only(bench: Bench, argv: list[str] | None) -> dict:
     if bench.args.whole:
         result["whole"] = measure_whole(bench)
         print("\n".join(whole_lines(result["whole"])))
-        bench.datamodule = load(bench)  # and the evaluation's throughput against the CPU's peak
+        bench.datamodule = load(bench)  # the loop step by step, and the evaluation against the CPU's peak
+        result["loop"] = measure_loop(bench)
+        print("\n".join(loop_lines(result["loop"])))
         result["eval"] = {"iw": measure_iw(bench)}
         print("\n".join(iw_lines(result["eval"]["iw"])))
     else:

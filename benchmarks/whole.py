@@ -106,6 +106,21 @@ def measure_whole(bench: Bench) -> dict:
     return result
 
 
+def measure_loop(bench: Bench) -> dict:
+    """The training loop, step by step, which the machine's drift moves least: one epoch of the lab model in the
+    project's Trainer and in Lightning's alone, each step interleaved with a plain one (benchmarks/measures.py)."""
+    from benchmarks.measures import paired_steps
+
+    return {which: paired_steps(bench, "lab", which) for which in ("project", "lightning")}
+
+
+def loop_lines(loop: dict) -> list[str]:
+    return [
+        f"training steps interleaved with plain ones (lab, one epoch): the project's Trainer "
+        f"{loop['project']['ratio']:.2f} x, Lightning's Trainer alone {loop['lightning']['ratio']:.2f} x"
+    ]
+
+
 def whole_lines(whole: dict) -> list[str]:
     """The --whole table: seconds per arm and phase, medians over the rounds."""
     arms = whole["arms"]

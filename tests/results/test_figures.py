@@ -257,6 +257,7 @@ def test_training_writes_the_figures_and_sends_them_to_tensorboard(vae_run):
     assert set(events.Tags()["images"]) == {f"figures/{name}" for name in [*ALL, DIGITS]}
     latent = events.Images("figures/latent")
     assert len(latent) == 2  # epoch 1 (plots.every_n_epochs=1), then the end's figures/ (drawn once, for both)
+    assert len(events.Images("figures/learning_curves")) == 1  # the end's: while training, the SCALARS tab plots them
     width, height = plots.SIZES["latent"]
     logged_dpi = PLOTS["logged_dpi"]  # while training: drawn at plots.logged_dpi, cheaper
     assert (latent[0].width, latent[0].height) == (round(width * logged_dpi), round(height * logged_dpi))

@@ -91,6 +91,9 @@ def test_autoencoder_logs_rec_and_loss(ae_run):
     assert not {"train/kl", "val/kl"} & scalar_tags(ae_run)
     metrics = json.loads((ae_run / "metrics.json").read_text())
     assert metrics["test/loss"] == pytest.approx(metrics["test/rec"])
+    events = EventAccumulator(str(ae_run), size_guidance={"images": 0})
+    events.Reload()  # plots.at_end=false: the refresh after the last epoch is the loggers' images, learning curves too
+    assert {"figures/learning_curves", "figures/latent"} <= set(events.Tags()["images"])
 
 
 def test_missing_data_offline_is_one_clear_message(tmp_path):

@@ -141,6 +141,10 @@ def test_whole_times_the_command_against_the_plain_script_phase_by_phase(tiny_mn
     assert "generation" in whole["arms"]["project"]["phases"]
     assert "generation" not in whole["arms"]["project_no_generation"]["phases"]
     assert whole["holds"] == (whole["arms"]["project"]["ratio_to_plain"] <= 1.15)
+    loop = json.loads(path.read_text())["loop"]  # the lab's steps, interleaved with plain ones
+    assert set(loop) == {"project", "lightning"} and "Lightning's Trainer alone" in out
+    for step in loop.values():
+        assert step["steps"] > 0 and step["ratio"] == pytest.approx(step["ms"] / step["plain_ms"])
     iw = json.loads(path.read_text())["eval"]["iw"]["lab"]
     expected = 2 * (2 * 512 + 512 * 784)  # the lab's decoder: 2 -> 512 -> 784
     assert iw["decoder_flops_per_sample"] == expected and 0 < iw["fraction_of_peak"]

@@ -119,8 +119,9 @@ class LoggedFigures(L.Callback):
     """Sends the figures of vae/results/figures.py to every logger that takes images (tags figures/<name>: TensorBoard's
     IMAGES tab, MLflow's run images; vae/run/loggers.py) every `plots.every_n_epochs` epochs, on rank zero, so the
     manifold can be watched as it forms; drawn at `plots.logged_dpi` (a quarter of the pixels of figures/ at 75 dpi:
-    half the time). After the last epoch the end's figures/ (vae/run/training.py) go to the loggers instead, drawn once
-    for both; with plots.at_end=false this callback draws them then. Nothing is drawn when no logger takes images."""
+    half the time), all but the learning curves. After the last epoch the end's figures/ (vae/run/training.py) go to
+    the loggers instead, drawn once for both; with plots.at_end=false this callback draws them then, learning curves
+    too. Nothing is drawn when no logger takes images."""
 
     def __init__(self, plots, seed: int = 0):
         self.plots = OmegaConf.to_container(plots, resolve=True) if OmegaConf.is_config(plots) else dict(plots)
@@ -147,7 +148,10 @@ class LoggedFigures(L.Callback):
             return
         from vae.results.figures import figures, to_rgb
 
-        history = read_history(RunFiles(trainer.default_root_dir).history)  # History wrote this epoch's row
+        # the learning curves only after the last epoch: until then the loggers plot the same losses themselves
+        # (TensorBoard's SCALARS), and they are the dearest figure to draw
+        last = trainer.current_epoch + 1 == trainer.max_epochs
+        history = read_history(RunFiles(trainer.default_root_dir).history) if last else None  # this epoch's row too
         for name, fig in figures(pl_module, datamodule, history, self.seed, self.plots).items():
             image = to_rgb(fig, dpi=self.plots.get("logged_dpi"))
             for write in writers:
