@@ -25,7 +25,7 @@ from vae.core.errors import UserError
 
 
 def summed_over_pixels(x: torch.Tensor, per_pixel: torch.Tensor) -> torch.Tensor:
-    """per_pixel (..., B, *image) -> (...,  B): summed over the image dimensions of x (B, *image)."""
+    """per_pixel (..., B, *image) -> (..., B): summed over the image dimensions of x (B, *image)."""
     return per_pixel.flatten(1 - x.dim()).sum(-1)
 
 

@@ -129,13 +129,16 @@ class LoggedFigures(L.Callback):
         self.every_n_epochs = self.plots["every_n_epochs"]
         self.seed = seed
 
+    @staticmethod
+    def last_epoch(trainer) -> bool:
+        return trainer.current_epoch + 1 == trainer.max_epochs
+
     def due(self, trainer) -> bool:
-        epoch, last = trainer.current_epoch + 1, trainer.current_epoch + 1 == trainer.max_epochs
         if not self.every_n_epochs or trainer.sanity_checking or not trainer.is_global_zero:
             return False
-        if last:  # the end's figures/ are sent then, unless the run draws none
+        if self.last_epoch(trainer):  # the end's figures/ are sent then, unless the run draws none
             return not self.plots.get("at_end", True)
-        return epoch % self.every_n_epochs == 0
+        return (trainer.current_epoch + 1) % self.every_n_epochs == 0
 
     def on_train_epoch_end(self, trainer, pl_module):
         if not self.due(trainer):
@@ -150,7 +153,7 @@ class LoggedFigures(L.Callback):
 
         # the learning curves only after the last epoch: until then the loggers plot the same losses themselves
         # (TensorBoard's SCALARS), and they are the dearest figure to draw
-        last = trainer.current_epoch + 1 == trainer.max_epochs
+        last = self.last_epoch(trainer)
         history = read_history(RunFiles(trainer.default_root_dir).history) if last else None  # this epoch's row too
         for name, fig in figures(pl_module, datamodule, history, self.seed, self.plots).items():
             image = to_rgb(fig, dpi=self.plots.get("logged_dpi"))
